@@ -1,0 +1,94 @@
+"""Evaluate every checkpoint in trained/ on its test set and write a markdown table.
+
+    python -m benchmarks.evaluate_checkpoints --data-dir ../shared/data --k 1000 --write-metadata
+
+For VAEs: the negative ELBO and the importance-weighted bound on -log p(x) with k samples
+(Burda et al. 2016), in nats per image; on MNIST both use the fixed binarized test set, so
+they are comparable with the literature. For the AE: reconstruction error. `--write-metadata`
+stores the figures (and how they were measured) in each checkpoint's metadata, from which
+`python -m train.model_card` renders trained/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from explorer import checkpoints, data, metrics
+
+REPORT = Path(__file__).parent / "reports" / "checkpoints.md"
+
+
+def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: int | None) -> dict:
+    model = ckpt.model
+    binary = bool(ckpt.training.get("binarized", ckpt.dataset == "mnist"))
+    test = data.load_split(ckpt.dataset, "test", data_dir)
+    x = data.fixed_binarized_test(test.images) if binary else data.to_float(test.images)
+    y = test.labels if model.num_classes else None
+    if limit:
+        x, y = x[:limit], None if y is None else y[:limit]
+    if model.name == "ae":
+        return metrics.reconstruction_report(model, x, y, binary=binary)
+    report = metrics.elbo_report(model, x, y, binary=binary)
+    if binary and k:
+        t0 = time.time()
+        nll = metrics.importance_weighted_nll(model, x, y, k=k)
+        key = f"test_iw_nll_k{k}"
+        report[key] = float(nll.mean())
+        report["headline"] = key
+        report["how"][key] = (f"importance-weighted bound on -log p(x) (Burda et al. 2016), k={k} samples "
+                              f"per image, mean over {len(x)} images of the fixed binarized test set, nats; "
+                              f"{time.time() - t0:.0f} s on {torch.get_num_threads()} CPU thread(s)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trained", type=Path, default=Path("trained"))
+    p.add_argument("--data-dir", help=f"IDX folder (default ${data.DATA_ENV}, else download)")
+    p.add_argument("--k", type=int, default=1000, help="importance samples for the IW bound (0: skip)")
+    p.add_argument("--only", nargs="*", help="checkpoint names (without .safetensors) to evaluate")
+    p.add_argument("--limit", type=int, help="use only the first N test images (quick looks, not for reports)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--write-metadata", action="store_true", help="store results in each checkpoint")
+    p.add_argument("--report", type=Path, default=REPORT)
+    argv = sys.argv[1:] if argv is None else argv
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    rows = []
+    for path in checkpoints.checkpoint_files(a.trained):
+        name = path.name.removesuffix(".safetensors")
+        if a.only and name not in a.only:
+            continue
+        ckpt = checkpoints.load(path)
+        if ckpt.model.name not in ("ae", "vae", "cvae"):
+            continue  # other families have their own benchmarks
+        report = evaluate(ckpt, a.data_dir, a.k, a.limit)
+        if a.write_metadata and not a.limit:
+            checkpoints.update_metrics(path, report)
+        rows.append((name, ckpt, report))
+        print(name, {key: round(v, 3) for key, v in report.items() if isinstance(v, float)})
+
+    lines = ["# Checkpoint evaluation", "", f"Command: `python -m benchmarks.evaluate_checkpoints "
+             f"{shlex.join(argv)}`".replace(" `", "`") + "  ", f"torch {torch.__version__}, "
+             f"{a.threads} CPU thread(s)" + (f", first {a.limit} test images only" if a.limit else ""), "",
+             "| checkpoint | model | data | epochs | metric | value | how |", "|---|---|---|---|---|---|---|"]
+    for name, ckpt, report in rows:
+        for key, value in report.items():
+            if isinstance(value, float):
+                how = report["how"].get(key, "")
+                lines.append(f"| {name} | {ckpt.model.name} | {ckpt.dataset} | {ckpt.training.get('epochs', '?')} "
+                             f"| {key} | {value:.4g} | {how} |")
+    a.report.parent.mkdir(parents=True, exist_ok=True)
+    a.report.write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.report}")
+
+
+if __name__ == "__main__":
+    main()

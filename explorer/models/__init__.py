@@ -1,0 +1,6 @@
+"""Model families; importing this package registers every model under its short name."""
+
+from . import autoencoder  # noqa: F401  (registers ae, vae, cvae)
+from .base import REGISTRY, GenerativeModel, LatentModel, build, register
+
+__all__ = ["REGISTRY", "GenerativeModel", "LatentModel", "build", "register"]

@@ -1,0 +1,212 @@
+"""The one small base class every model shares, and the registry that rebuilds models.
+
+A model is built from a plain config dict (`build("vae", {"latent_dim": 16})`), so a
+checkpoint that stores the name and the config can rebuild it exactly. Two interfaces
+sit on top (see DESIGN.md): latent models (`encode`, `decode`, `sample_latent`) and
+autoregressive models (`log_prob`, step-wise sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REGISTRY: dict[str, type["GenerativeModel"]] = {}
+
+
+def register(cls: type["GenerativeModel"]) -> type["GenerativeModel"]:
+    """Class decorator: make a model buildable by its `name`."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"model name {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def build(name: str, config: dict[str, Any] | None = None) -> "GenerativeModel":
+    """Build a registered model from its name and (partial) config."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**(config or {}))
+
+
+class GenerativeModel(nn.Module):
+    """Holds the config it was built from; subclasses declare `name`, `kind` and `defaults`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "latent" or "autoregressive"
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__()
+        unknown = set(config) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown config keys {sorted(unknown)}; known: {sorted(self.defaults)}"
+            )
+        self.config: dict[str, Any] = {**self.defaults, **config}
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        return tuple(self.config.get("data_shape", (1, 28, 28)))  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes a conditional model takes; 0 for unconditional ones."""
+        return int(self.config.get("num_classes", 0))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class LatentModel(GenerativeModel):
+    """A model with a latent code z: decode(z) gives images, encode(x) gives codes.
+
+    `latent_mean` / `latent_std` say where codes live: the prior N(0, I) for VAEs and GANs,
+    the measured spread of training codes for a plain autoencoder (which has no prior).
+    Grids in the app are laid out in these units.
+    """
+
+    kind = "latent"
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["latent_dim"])
+
+    def latent_mean(self) -> torch.Tensor:
+        return torch.zeros(self.latent_dim)
+
+    def latent_std(self) -> torch.Tensor:
+        return torch.ones(self.latent_dim)
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes from the prior (or, for an AE, from a Gaussian fitted to its codes)."""
+        eps = torch.randn(n, self.latent_dim, generator=generator)
+        return self.latent_mean() + self.latent_std() * eps
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """Log-density of codes (N, D) under the Gaussian that `sample_latent` draws from."""
+        mean, std = self.latent_mean(), self.latent_std()
+        return torch.distributions.Normal(mean, std).log_prob(z).sum(-1)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (N, D) -> images (N, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] -> codes (N, D)."""
+        raise NotImplementedError
+
+    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if self.num_classes == 0:
+            return None
+        if y is None:
+            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
+        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+        if y.numel() == 1 and n > 1:
+            y = y.expand(n)
+        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
+            raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
+        return y
+
+
+class PixelStepper:
+    """Gives a model's predictive logits one pixel at a time, in raster order.
+
+    The contract: `logits_at(x, row, col)` is called for every position exactly once, in
+    raster order (row by row, left to right), and every pixel of `x` before (row, col) is
+    final when it is called. It returns the logits at that pixel, (N, K). A stepper may keep
+    whatever state it likes between calls (per-layer caches); that is what makes it fast.
+    """
+
+    def logits_at(self, x: torch.Tensor, row: int, col: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AutoregressiveModel(GenerativeModel):
+    """A model of p(x) = prod_i p(x_i | x_<i) over pixels in raster order: an exact likelihood.
+
+    Images are (N, C, H, W) floats in [0, 1]: zeros and ones for a "bernoulli" model
+    (binarized data), the 256 grey levels k/255 for a "categorical256" model (8-bit data).
+    A subclass implements `logits` (one parallel pass gives every pixel's conditional);
+    likelihoods and sampling are built on it here and in `explorer.sampling`.
+    """
+
+    kind = "autoregressive"
+    OUTPUT_KINDS: ClassVar[dict[str, int]] = {"bernoulli": 1, "categorical256": 256}
+
+    @property
+    def output_kind(self) -> str:
+        """"bernoulli" (one logit per pixel: p(pixel = 1)) or "categorical256" (256 logits)."""
+        return str(self.config["output"])
+
+    @property
+    def num_logits(self) -> int:
+        return self.OUTPUT_KINDS[self.output_kind]
+
+    def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) -> logits (N, K, C, H, W), K = 1 or 256, in one parallel pass.
+
+        The logits at a pixel depend only on the pixels before it (raster order).
+        """
+        raise NotImplementedError
+
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """Check images and return the class index of every pixel: (N, C, H, W) long.
+
+        A Bernoulli model takes only zeros and ones; a 256-level model takes [0, 1] and rounds
+        to the nearest level k/255 (so `to_float` of 8-bit data maps back exactly).
+        """
+        if self.output_kind == "bernoulli":
+            if not bool(((x == 0) | (x == 1)).all()):
+                raise ValueError(f"{self.name} models binary images: every pixel must be 0 or 1 "
+                                 f"(binarize grey images first)")
+            return x.long()
+        if bool(((x < 0) | (x > 1)).any()) or not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{self.name} models 8-bit images: pixel values must lie in [0, 1]")
+        return torch.round(x * 255).long()
+
+    def values(self, index: torch.Tensor) -> torch.Tensor:
+        """Class indices (any shape) -> pixel values in [0, 1] (the inverse of `targets`)."""
+        return index.float() if self.output_kind == "bernoulli" else index.float() / 255.0
+
+    def pixel_nll(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p(x_i | x_<i) for every pixel, in nats: (N, C, H, W); sums to -log_prob."""
+        target = self.targets(x)
+        logits = self.logits(x, y)                                   # (N, K, C, H, W)
+        if self.output_kind == "bernoulli":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], target.to(logits.dtype), reduction="none")
+        return F.cross_entropy(logits, target, reduction="none")
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x) per image in nats: (N,)."""
+        return -self.pixel_nll(x, y).flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Mean negative log-likelihood in nats per image, and the same in bits per dimension."""
+        nll = -self.log_prob(x, y).mean()
+        return {"loss": nll, "bits_per_dim": nll.detach() / (math.log(2) * x[0].numel())}
+
+    def fast_stepper(self, n: int, y: torch.Tensor | None = None) -> PixelStepper | None:
+        """A stepper that reuses work between pixels, or None if the model has none.
+
+        `explorer.sampling` falls back to re-running `logits` for every pixel (the naive,
+        reference path) when this returns None.
+        """
+        return None
+
+    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if self.num_classes == 0:
+            return None
+        if y is None:
+            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
+        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+        if y.numel() == 1 and n > 1:
+            y = y.expand(n)
+        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
+            raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
+        return y

@@ -1,0 +1,82 @@
+"""Command line: `python -m train <model> --dataset mnist --epochs 50 --out trained/x.safetensors`.
+
+Examples
+  python -m train vae --dataset mnist --epochs 100 --out trained/mnist-vae.safetensors
+  python -m train vae --dataset mnist --epochs 100 --out trained/mnist-vae.safetensors --resume
+  python -m train vae --set latent_dim=2 --dataset mnist --epochs 30 --out trained/mnist-vae2d.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from explorer.data import DATA_ENV, DATASETS, DataError
+from explorer.models import REGISTRY
+
+from .families import RECIPES
+from .loop import RunConfig, TrainingDiverged, fit
+
+
+def parse_set(items: list[str]) -> dict:
+    """`key=value` pairs; values parsed as JSON where they can be (numbers, lists), else strings."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=sorted(RECIPES), help="model to train")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
+    p.add_argument("--epochs", type=int, required=True, help="total epochs (a resumed run stops here too)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="model config, e.g. latent_dim=2 hidden=256")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.resume.safetensors if present")
+    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on dynamically binarized images (default: yes for mnist, no for fashion-mnist)")
+    p.add_argument("--data-dir", help=f"folder of IDX files (default: ${DATA_ENV}, else download)")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    a = p.parse_args(argv)
+    if not str(a.out).endswith(".safetensors"):
+        p.error("--out must end in .safetensors")
+    if a.epochs < 1:
+        p.error("--epochs must be at least 1")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = RunConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, out=a.out, model_config=parse_set(a.set),
+                    batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, resume=a.resume,
+                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, progress=not a.no_progress,
+                    command="python -m train " + shlex.join(argv))
+    try:
+        fit(cfg)
+    except (DataError, TrainingDiverged, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    assert set(RECIPES) <= set(REGISTRY)
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The shared training loop. Read it top to bottom: setup, resume, epochs, save.
+
+After every epoch two files are written, each atomically:
+  - `<out>`: the model and its metadata, ready to ship and to load in the app;
+  - `<out stem>.resume.safetensors`: the same weights plus optimizer state, RNG states and
+    the epoch counter, so `--resume` continues a run killed at any moment (even `kill -9`)
+    having lost at most the epoch in progress.
+A NaN or infinite loss stops the run at once with a clear message; the files from the
+last good epoch stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from explorer import checkpoints, data
+from explorer.models import GenerativeModel, build
+
+from .families import RECIPES, Optimizers
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class RunConfig:
+    model: str
+    dataset: str
+    epochs: int
+    out: Path
+    model_config: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None    # None: the family's default
+    lr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    binarize: bool | None = None     # None: binarize MNIST, keep Fashion-MNIST grey
+    data_dir: str | None = None
+    limit: int | None = None         # use only the first N training images (quick runs)
+    command: str = ""
+    progress: bool = True
+
+
+def resume_path(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".safetensors") + checkpoints.RESUME_SUFFIX)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+# --- optimizer state <-> flat tensors (safetensors holds tensors and strings only) -----------
+
+def _flatten_optimizers(opts: Optimizers) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta = {}, {}
+    for name, opt in opts.items():
+        sd = opt.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for idx, st in sd["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"optim.{name}.{idx}.{key}"] = val
+                else:
+                    scalars.setdefault(str(idx), {})[key] = val
+        meta[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    return tensors, meta
+
+
+def _unflatten_optimizers(opts: Optimizers, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    for name, opt in opts.items():
+        state: dict[int, dict[str, Any]] = {}
+        prefix = f"optim.{name}."
+        for key, val in tensors.items():
+            if key.startswith(prefix):
+                idx, field_name = key[len(prefix):].split(".", 1)
+                state.setdefault(int(idx), {})[field_name] = val
+        for idx, scal in meta[name]["scalars"].items():
+            state.setdefault(int(idx), {}).update(scal)
+        opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def fit(cfg: RunConfig) -> GenerativeModel:
+    """Train (or resume) one model and return it; writes both files after every epoch."""
+    recipe = RECIPES[cfg.model]
+    hp = {**(recipe.defaults or {})}
+    if cfg.lr is not None:
+        hp["lr"] = cfg.lr
+    if cfg.batch_size is not None:
+        hp["batch_size"] = cfg.batch_size
+    binarize = (cfg.dataset == "mnist") if cfg.binarize is None else cfg.binarize
+    device = pick_device(cfg.device)
+    out, state_file = Path(cfg.out), resume_path(Path(cfg.out))
+
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.model, cfg.model_config).to(device)
+    opts = recipe.make_optimizers(model, hp)
+    shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
+    history: dict[str, list] = {}
+    start_epoch, seconds_before = 0, 0.0
+
+    if cfg.resume and state_file.exists():
+        tensors, meta = checkpoints.read_tensors(state_file)
+        run = json.loads(meta["run"])
+        if run["model"] != cfg.model or run["model_config"] != model.config:
+            raise SystemExit(f"{state_file}: holds a {run['model']} run with config {run['model_config']}, "
+                             f"not this one; remove it or pass the same arguments")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _unflatten_optimizers(opts, tensors, run["optimizers"])
+        torch.set_rng_state(tensors["rng.torch"])
+        shuffle_gen.set_state(tensors["rng.shuffle"])
+        noise_gen.set_state(tensors["rng.noise"])
+        history, start_epoch, seconds_before = run["history"], run["epoch"], run["seconds"]
+        print(f"resuming {cfg.model} from {state_file} after epoch {start_epoch}/{cfg.epochs}")
+    elif cfg.resume:
+        print(f"--resume: no training state at {state_file}; starting from scratch")
+
+    train = data.load_split(cfg.dataset, "train", cfg.data_dir)
+    test = data.load_split(cfg.dataset, "test", cfg.data_dir)
+    train_x, train_y = data.to_float(train.images), train.labels
+    if cfg.limit:
+        train_x, train_y = train_x[:cfg.limit], train_y[:cfg.limit]
+    test_x = data.fixed_binarized_test(test.images) if binarize else data.to_float(test.images)
+    n, bs = len(train_x), hp["batch_size"]
+    steps_per_epoch = math.ceil(n / bs)
+    report: dict[str, Any] = {}
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        model.train()
+        perm = torch.randperm(n, generator=shuffle_gen)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not cfg.progress, dynamic_ncols=True)
+        for i in bar:
+            idx = perm[i * bs:(i + 1) * bs]
+            x = train_x[idx]
+            if binarize:
+                x = data.binarize(x, noise_gen)
+            losses = recipe.step(model, opts, x.to(device), train_y[idx].to(device))
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                kept = (f"the checkpoint from epoch {start_epoch if epoch == start_epoch else epoch} "
+                        f"at {out} is kept" if out.exists() else "no checkpoint was written yet")
+                raise TrainingDiverged(
+                    f"training stopped: loss {bad} at epoch {epoch + 1}, step {i + 1}; {kept}. "
+                    f"Try a lower --lr (now {hp['lr']}) or check the data.")
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            bar.set_postfix(loss=f"{losses['loss']:.3f}")
+        bar.close()
+
+        model.eval()
+        if recipe.after_epoch:
+            recipe.after_epoch(model, train_x, train_y)
+        report = recipe.evaluate(model, test_x, test.labels, binarize)
+        seconds = seconds_before + time.time() - t0
+        seconds_before = seconds
+        row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
+               **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(seconds, 1)}
+        for k, v in row.items():
+            history.setdefault(k, []).append(v)
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+
+        training = {"command": cfg.command, "epochs": epoch + 1, "seconds": round(seconds, 1),
+                    "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+                    "threads": torch.get_num_threads(), "seed": cfg.seed, "binarized": binarize,
+                    "train_images": n, "torch": torch.__version__, **hp}
+        opt_tensors, opt_meta = _flatten_optimizers(opts)
+        run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
+               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out)}}
+        checkpoints.save_tensors(state_file, {
+            **{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
+            "rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle_gen.get_state(),
+            "rng.noise": noise_gen.get_state()}, {"run": run})
+        checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
+    if start_epoch >= cfg.epochs:
+        print(f"nothing to do: {state_file} already holds {start_epoch} epochs (asked for {cfg.epochs})")
+    return model

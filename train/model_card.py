@@ -1,0 +1,60 @@
+"""Render trained/README.md from the checkpoints' own metadata: `python -m train.model_card`.
+
+Every number in the model card is read from a checkpoint, where the code that measured it
+(the training loop or `benchmarks/evaluate_checkpoints.py`) stored it with a note on how.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from explorer import checkpoints
+
+INTRO = """# Shipped checkpoints
+
+Each file is one model: safetensors weights plus JSON metadata (config, data set, metrics and
+how they were measured, per-epoch history, the training command, time and device). Load one
+with `explorer.checkpoints.load(path)`. This page is generated from that metadata by
+`python -m train.model_card`; do not edit it by hand.
+
+Training data came from `LATENT_EXPLORER_DATA=../shared/data` (MNIST and Fashion-MNIST IDX
+files). Likelihoods on MNIST are in nats per image on the fixed binarized test set
+(`explorer.data.fixed_binarized_test`); they were measured with
+`python -m benchmarks.evaluate_checkpoints --write-metadata` (see `benchmarks/reports/checkpoints.md`).
+"""
+
+
+def render(folder: Path) -> str:
+    parts = [INTRO]
+    for path in checkpoints.checkpoint_files(folder):
+        ckpt = checkpoints.load(path)
+        m, t = ckpt.metrics, ckpt.training
+        parts.append(f"## {path.name}\n")
+        parts.append(f"{type(ckpt.model).description.capitalize()} (`{ckpt.model.name}`) on {ckpt.dataset}; "
+                     f"config `{ckpt.model.config}`; {ckpt.model.num_parameters():,} parameters, "
+                     f"{path.stat().st_size / 2**20:.1f} MB.\n")
+        parts.append("| metric | value | how it was measured |\n|---|---|---|")
+        for key, value in m.items():
+            if isinstance(value, (int, float)):
+                parts.append(f"| {key} | {value:.4g} | {m.get('how', {}).get(key, '')} |")
+        parts.append("")
+        parts.append(f"Trained for {t.get('epochs')} epochs in {t.get('seconds', 0) / 60:.0f} min on "
+                     f"{t.get('device')} ({t.get('threads')} thread(s)), batch {t.get('batch_size')}, "
+                     f"lr {t.get('lr')}, seed {t.get('seed')}, "
+                     f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
+        parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--trained", type=Path, default=Path("trained"))
+    a = p.parse_args()
+    out = a.trained / "README.md"
+    out.write_text(render(a.trained))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
