@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from explorer import metrics
-from explorer.models import GenerativeModel
+from explorer.models import GenerativeModel, gan
 
 Optimizers = dict[str, torch.optim.Optimizer]
 
@@ -61,3 +61,135 @@ RECIPES: dict[str, Recipe] = {
     "vae": Recipe(**_AUTOENCODER),
     "cvae": Recipe(**_AUTOENCODER),
 }
+
+
+# --- GANs ------------------------------------------------------------------------------------
+# Real images are mapped to [-1, 1] to match the generator's tanh. Noise for z comes from the
+# global torch RNG, whose state the loop saves, so a resumed run draws what it would have.
+
+def _gan_optimizers(model, hp) -> Optimizers:
+    betas = tuple(hp["betas"])
+    return {"g": torch.optim.Adam(model.generator.parameters(), lr=hp["lr"], betas=betas),
+            "d": torch.optim.Adam(model.discriminator.parameters(), lr=hp["lr"], betas=betas)}
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _gan_step(model, opts, x, y) -> dict[str, float]:
+    """One discriminator step, then one generator step (DCGAN and the plain GAN)."""
+    real = x * 2 - 1
+    fake = model.generate(torch.randn(len(x), model.latent_dim, device=x.device))
+    real_logits, fake_logits = model.critic(real), model.critic(fake.detach())
+    d_loss = gan.discriminator_loss(real_logits, fake_logits)
+    _update(opts["d"], d_loss)
+    g_loss = gan.generator_loss(model.critic(fake), model.config.get("g_loss", "non_saturating"))
+    _update(opts["g"], g_loss)
+    for _ in range(model.config.get("g_steps", 1) - 1):  # extra generator steps against the same D
+        fake = model.generate(torch.randn(len(x), model.latent_dim, device=x.device))
+        g_loss = gan.generator_loss(model.critic(fake), model.config.get("g_loss", "non_saturating"))
+        _update(opts["g"], g_loss)
+    return {"loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
+            "d_real": float(torch.sigmoid(real_logits.detach()).mean()),
+            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean())}
+
+
+def _wgan_gp_step(model, opts, x, y) -> dict[str, float]:
+    """One critic step with gradient penalty; a generator step every `n_critic` critic steps."""
+    real = x * 2 - 1
+    fake = model.generate(torch.randn(len(x), model.latent_dim, device=x.device)).detach()
+    gap = model.critic(real).mean() - model.critic(fake).mean()   # the Wasserstein estimate
+    penalty = model.gradient_penalty(real, fake)
+    _update(opts["d"], -gap + model.config["gp_weight"] * penalty)
+    critic_steps = int(next(iter(opts["d"].state.values()))["step"])
+    out = {"loss": float(-gap.detach()), "wasserstein": float(gap.detach()), "gp": float(penalty.detach())}
+    if critic_steps % model.config["n_critic"] == 0:
+        g_loss = -model.critic(model.generate(torch.randn(len(x), model.latent_dim, device=x.device))).mean()
+        _update(opts["g"], g_loss)
+    return out
+
+
+REPLAY_SEED, REPLAY_SAMPLES = 1234, 100
+
+
+@torch.no_grad()
+def _gan_eval(model, x, y, binary: bool) -> dict[str, Any]:
+    """Critic scores on the test set vs samples, and the fixed-seed sample grid for the replay."""
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(0)
+    real = x[:2000].to(dev) * 2 - 1
+    fake = model.generate(model.sample_latent(len(real), g).to(dev))
+    gap = float(model.critic(real).mean() - model.critic(fake).mean())
+    replay = model.decode(model.sample_latent(REPLAY_SAMPLES, torch.Generator().manual_seed(REPLAY_SEED)).to(dev))
+    return {"critic_gap": gap, "headline": "critic_gap",
+            "how": {"critic_gap": "mean critic score of 2000 test images minus that of 2000 samples (seed 0); "
+                                  "for WGAN-GP an estimate of the Wasserstein distance, for GANs a logit gap"},
+            "history": {"replay": metrics.encode_images(replay)}}
+
+
+# --- the classifier behind the sample-quality scores -----------------------------------------
+
+def _classifier_step(model, opts, x, y) -> dict[str, float]:
+    losses = model.loss(x, y)
+    _update(opts["adam"], losses["loss"])
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+@torch.no_grad()
+def _classifier_eval(model, x, y, binary: bool) -> dict[str, Any]:
+    dev = next(model.parameters()).device
+    acc = float(torch.cat([model(x[s].to(dev)).argmax(1).cpu() for s in torch.arange(len(x)).split(1000)]
+                          ).eq(y).float().mean())
+    return {"test_accuracy": acc, "headline": "test_accuracy",
+            "how": {"test_accuracy": f"top-1 accuracy on the {len(x)} test images"}}
+
+
+_GAN = dict(make_optimizers=_gan_optimizers, evaluate=_gan_eval)
+RECIPES.update({
+    "dcgan": Recipe(**_GAN, step=_gan_step, defaults={"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 64,
+                                                       "binarize": False}),
+    "wgan_gp": Recipe(**_GAN, step=_wgan_gp_step, defaults={"lr": 1e-4, "betas": [0.0, 0.9], "batch_size": 64,
+                                                            "binarize": False}),
+    "gan": Recipe(**_GAN, step=_gan_step, defaults={"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 64,
+                                                     "binarize": False}),
+    "classifier": Recipe(make_optimizers=_adam, step=_classifier_step, evaluate=_classifier_eval,
+                         defaults={"lr": 1e-3, "batch_size": 128, "binarize": False}),
+})
+
+
+# --- PixelCNN family (exact likelihood) ------------------------------------------------------
+# The loop hands over binarized images for MNIST and grey levels k/255 for Fashion-MNIST; a
+# Bernoulli model needs the former, a 256-way model takes either (as levels 0..255).
+
+def _autoregressive_input(model, x: torch.Tensor) -> torch.Tensor:
+    if model.output_kind == "bernoulli":
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise ValueError(f"{model.name} with output=bernoulli models binary images, but the data are "
+                             f"grey; train on binarized data (--binarize) or pass --set output=categorical256")
+        return x
+    return torch.round(x * 255) / 255  # the 256 grey levels exactly
+
+
+def _autoregressive_step(model, opts, x, y) -> dict[str, float]:
+    losses = model.loss(_autoregressive_input(model, x), y if model.num_classes else None)
+    opt = opts["adam"]
+    opt.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    opt.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def _autoregressive_eval(model, x, y, binary: bool) -> dict[str, Any]:
+    return metrics.autoregressive_report(model, _autoregressive_input(model, x),
+                                         y if model.num_classes else None, binary=binary)
+
+
+_AUTOREGRESSIVE = dict(make_optimizers=_adam, step=_autoregressive_step, evaluate=_autoregressive_eval,
+                       defaults={"lr": 1e-3, "batch_size": 64})
+RECIPES.update({
+    "pixelcnn": Recipe(**_AUTOREGRESSIVE),
+    "gated_pixelcnn": Recipe(**_AUTOREGRESSIVE),
+})

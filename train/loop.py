@@ -102,7 +102,10 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         hp["lr"] = cfg.lr
     if cfg.batch_size is not None:
         hp["batch_size"] = cfg.batch_size
-    binarize = (cfg.dataset == "mnist") if cfg.binarize is None else cfg.binarize
+    binarize = cfg.binarize
+    if binarize is None:  # the family's choice, else: binarize MNIST, keep Fashion-MNIST grey
+        binarize = hp.pop("binarize", cfg.dataset == "mnist")
+    hp.pop("binarize", None)
     device = pick_device(cfg.device)
     out, state_file = Path(cfg.out), resume_path(Path(cfg.out))
 
@@ -173,7 +176,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         seconds_before = seconds
         row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
                **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(seconds, 1)}
-        for k, v in row.items():
+        for k, v in {**row, **report.pop("history", {})}.items():  # "history": per-epoch extras (sample grids)
             history.setdefault(k, []).append(v)
         print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
 

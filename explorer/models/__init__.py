@@ -1,6 +1,8 @@
 """Model families; importing this package registers every model under its short name."""
 
 from . import autoencoder  # noqa: F401  (registers ae, vae, cvae)
+from . import classifier  # noqa: F401  (registers classifier)
+from . import gan  # noqa: F401  (registers dcgan, wgan_gp, gan)
 from .base import REGISTRY, GenerativeModel, LatentModel, build, register
 
 __all__ = ["REGISTRY", "GenerativeModel", "LatentModel", "build", "register"]

@@ -1,0 +1,213 @@
+"""GANs for 28x28 grey images: DCGAN, WGAN-GP, and a plain GAN that shows mode collapse.
+
+Papers:
+  - Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014: the minimax game, and
+    the non-saturating generator loss that gives useful gradients early in training.
+  - Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
+    Generative Adversarial Networks", ICLR 2016 (DCGAN): strided convolutions instead of
+    pooling, batch norm except at the generator output and discriminator input, ReLU in the
+    generator with a tanh output, LeakyReLU(0.2) in the discriminator, Adam(2e-4, beta1 0.5).
+  - Arjovsky, Chintala & Bottou, "Wasserstein GAN", ICML 2017, and Gulrajani et al.,
+    "Improved Training of Wasserstein GANs", NeurIPS 2017 (WGAN-GP): a critic without batch
+    norm, a gradient penalty (lambda 10) on points between real and fake, 5 critic steps
+    per generator step, Adam(1e-4, betas (0, 0.9)).
+
+The networks (c = `channels`):
+
+    generator:      z -fc-> 4c x 7 x 7 -deconv4/2-> 2c x 14 x 14 -deconv4/2-> 1 x 28 x 28, tanh
+    discriminator:  x -conv4/2-> c x 14 x 14 -conv4/2-> 2c x 7 x 7 -fc-> 1 logit / critic score
+
+The plain GAN (`gan`) is a small fully connected pair trained with a choice of generator
+loss; its shipped checkpoint is configured to collapse onto a few digits, which the app's
+training replay makes visible.
+
+A GAN has no encoder. `encode` inverts the generator by optimisation (several restarts,
+a fixed budget of Adam steps, a light prior term) so that interpolating between two real
+images works for GANs as for VAEs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import LatentModel, register
+
+
+def _dcgan_generator(d: int, c: int, batch_norm: bool) -> nn.Module:
+    norm = (lambda ch: nn.BatchNorm2d(ch)) if batch_norm else (lambda ch: nn.Identity())
+    return nn.Sequential(
+        nn.Linear(d, 4 * c * 49), nn.Unflatten(1, (4 * c, 7, 7)), norm(4 * c), nn.ReLU(),
+        nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), norm(2 * c), nn.ReLU(),   # (N, 2c, 14, 14)
+        nn.ConvTranspose2d(2 * c, 1, 4, 2, 1), nn.Tanh(),                      # (N, 1, 28, 28)
+    )
+
+
+def _dcgan_discriminator(c: int, batch_norm: bool) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),                           # no norm at the input
+        nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c) if batch_norm else nn.Identity(),
+        nn.LeakyReLU(0.2),                                                     # (N, 2c, 7, 7)
+        nn.Flatten(), nn.Linear(2 * c * 49, 1),
+    )
+
+
+def _mlp_generator(d: int, h: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                         nn.Linear(h, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+
+
+def _mlp_discriminator(h: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, h), nn.LeakyReLU(0.2),
+                         nn.Linear(h, h), nn.LeakyReLU(0.2), nn.Linear(h, 1))
+
+
+@dataclass
+class Inversion:
+    """The result of inverting a generator: codes and how well they reproduce the images."""
+
+    z: torch.Tensor      # (N, D)
+    error: torch.Tensor  # (N,) mean squared error per pixel, images in [0, 1]
+
+
+class _GAN(LatentModel):
+    """Generator + discriminator; `decode` is the generator mapped from [-1, 1] to [0, 1]."""
+
+    defaults = {"latent_dim": 64, "channels": 16, "num_classes": 0, "data_shape": [1, 28, 28]}
+    # Inversion budget: restarts x steps of Adam on z. Generated images come back within
+    # 1e-4 MSE per pixel, in one to two seconds on a CPU for a few images. The prior term is
+    # tiny: it only breaks ties towards typical codes; larger weights bias the fit.
+    inversion = {"restarts": 4, "steps": 120, "lr": 0.05, "prior_weight": 1e-6}
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        if tuple(self.data_shape) != (1, 28, 28):
+            raise ValueError(f"{self.name} is built for 1x28x28 images, not {self.data_shape}")
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (N, D) -> images in [-1, 1], the range the discriminator sees."""
+        return self.generator(z)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.generate(z) + 1) / 2
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> one score (logit for GANs, critic value for WGAN) per image, (N,)."""
+        return self.discriminator(x).squeeze(1)
+
+    def invert(self, x: torch.Tensor, generator: torch.Generator | None = None, restarts: int | None = None,
+               steps: int | None = None) -> Inversion:
+        """Find z with decode(z) close to x (images in [0, 1]) by gradient descent from several starts.
+
+        Minimises mean squared error plus a small ||z||^2 term (keeps codes where the prior
+        puts them); keeps, per image, the restart with the lowest error.
+        """
+        cfg = self.inversion
+        restarts = restarts or cfg["restarts"]
+        steps = steps or cfg["steps"]
+        x = x.detach()
+        n = len(x)
+        was_training = self.training
+        self.eval()
+        params = [p for p in self.parameters()]
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            # All restarts in one batch: (restarts * N, D).
+            z = self.sample_latent(restarts * n, generator).to(x.device).requires_grad_(True)
+            target = x.repeat(restarts, 1, 1, 1)
+            opt = torch.optim.Adam([z], lr=cfg["lr"])
+            with torch.enable_grad():
+                for _ in range(steps):
+                    err = (self.decode(z) - target).pow(2).flatten(1).mean(1)
+                    loss = err.sum() + cfg["prior_weight"] * z.pow(2).sum()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            with torch.no_grad():
+                err = (self.decode(z) - target).pow(2).flatten(1).mean(1).view(restarts, n)
+                best = err.argmin(0)                                        # (N,)
+                z = z.detach().view(restarts, n, -1)[best, torch.arange(n)]
+                return Inversion(z=z, error=err[best, torch.arange(n)])
+        finally:
+            for p, f in zip(params, flags):
+                p.requires_grad_(f)
+            self.train(was_training)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes for images by generator inversion (deterministic: a fixed seed)."""
+        return self.invert(x, torch.Generator().manual_seed(0)).z
+
+
+@register
+class DCGAN(_GAN):
+    name = "dcgan"
+    description = "DCGAN"
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        self.generator = _dcgan_generator(self.latent_dim, self.config["channels"], batch_norm=True)
+        self.discriminator = _dcgan_discriminator(self.config["channels"], batch_norm=True)
+
+
+@register
+class WGANGP(_GAN):
+    name = "wgan_gp"
+    description = "WGAN-GP"
+    defaults = {**_GAN.defaults, "gp_weight": 10.0, "n_critic": 5}
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        self.generator = _dcgan_generator(self.latent_dim, self.config["channels"], batch_norm=True)
+        # No batch norm in the critic: the penalty is per example, batch norm mixes examples.
+        self.discriminator = _dcgan_discriminator(self.config["channels"], batch_norm=False)
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean over the batch of (||grad_x critic(x_hat)||_2 - 1)^2, x_hat on real-fake lines."""
+        eps = torch.rand(len(real), 1, 1, 1, generator=generator, device=real.device)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        grad, = torch.autograd.grad(self.critic(x_hat).sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+@register
+class PlainGAN(_GAN):
+    """The original GAN with small fully connected networks; `g_loss` picks the generator loss.
+
+    "saturating":     G minimises log(1 - D(G(z)))  (the minimax game as written)
+    "non_saturating": G maximises log D(G(z))       (the paper's practical fix)
+
+    `g_steps` generator updates follow each discriminator update. Goodfellow et al. warn that
+    "G must not be trained too much without updating D" lest it map many z to the same x
+    (their "Helvetica scenario"); with g_steps > 1 that is exactly what happens: mode collapse.
+    """
+
+    name = "gan"
+    description = "plain GAN"
+    defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1, "num_classes": 0,
+                "data_shape": [1, 28, 28]}
+
+    def __init__(self, **config) -> None:
+        super().__init__(**config)
+        if self.config["g_loss"] not in ("saturating", "non_saturating"):
+            raise ValueError("g_loss must be 'saturating' or 'non_saturating'")
+        self.generator = _mlp_generator(self.latent_dim, self.config["hidden"])
+        self.discriminator = _mlp_discriminator(self.config["hidden"])
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log D(x) - log(1 - D(G(z))), averaged: the discriminator's side of the game."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
+    """The generator's side: non-saturating -log D(G(z)), or saturating log(1 - D(G(z)))."""
+    if kind == "non_saturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))

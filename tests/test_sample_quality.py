@@ -1,0 +1,57 @@
+"""Sample-quality scores: coverage and KL on hand-made histograms, the Frechet distance in closed form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from explorer import metrics
+from explorer.models import build
+
+
+def test_all_one_class_covers_one_with_kl_log_k():
+    counts = torch.zeros(10)
+    counts[3] = 500
+    s = metrics.coverage(counts)
+    assert s["classes_covered"] == 1
+    assert s["kl_to_uniform"] == pytest.approx(math.log(10))
+
+
+def test_uniform_classes_cover_all_with_zero_kl():
+    s = metrics.coverage(torch.full((10,), 100))
+    assert s == {"classes_covered": 10, "kl_to_uniform": pytest.approx(0.0, abs=1e-12)}
+
+
+def test_coverage_threshold_is_a_quarter_of_the_uniform_share():
+    counts = torch.tensor([0.30, 0.30, 0.30, 0.026, 0.024, 0.05, 0, 0, 0, 0]) * 1000
+    assert metrics.coverage(counts)["classes_covered"] == 5  # 2.6% counts, 2.4% does not
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200_000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(200_000, 3, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 0.5]) + 1.0
+    # N(0, I) vs N(1, diag(4, 1, 0.25)): |mu|^2 = 3, trace term sum (1 + s^2 - 2 s) = 1 + 0 + 0.25
+    assert metrics.frechet_distance(a, b) == pytest.approx(4.25, abs=0.05)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_sample_quality_on_a_classifier_that_sees_one_class():
+    torch.manual_seed(0)
+    clf = build("classifier", {"channels": 4, "features": 8}).eval()
+    with torch.no_grad():
+        clf.head[1].weight.zero_()
+        clf.head[1].bias.copy_(torch.arange(10.0) == 7)  # always predicts class 7
+    images = torch.rand(50, 1, 28, 28)
+    ref = metrics.classify(clf, torch.rand(60, 1, 28, 28))[1]
+    s = metrics.sample_quality(images, clf, ref)
+    assert s["class_histogram"] == [0] * 7 + [50] + [0, 0]
+    assert s["classes_covered"] == 1 and s["kl_to_uniform"] == pytest.approx(math.log(10))
+    assert s["frechet_distance"] >= 0
+
+
+def test_images_survive_the_metadata_encoding():
+    x = torch.randint(0, 256, (5, 1, 28, 28)).float() / 255
+    assert torch.equal(metrics.decode_images(metrics.encode_images(x)), x)
