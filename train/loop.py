@@ -180,7 +180,8 @@ def fit(cfg: RunConfig) -> GenerativeModel:
             history.setdefault(k, []).append(v)
         print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
 
-        training = {"command": cfg.command, "epochs": epoch + 1, "seconds": round(seconds, 1),
+        training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
+                    "seconds": round(seconds, 1),
                     "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                     "threads": torch.get_num_threads(), "seed": cfg.seed, "binarized": binarize,
                     "train_images": n, "torch": torch.__version__, **hp}

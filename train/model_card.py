@@ -25,6 +25,12 @@ files). Likelihoods on MNIST are in nats per image on the fixed binarized test s
 """
 
 
+def _epochs_in(command: str) -> int | None:
+    """The --epochs value of a training command (older checkpoints did not store it apart)."""
+    words = command.split()
+    return int(words[words.index("--epochs") + 1]) if "--epochs" in words[:-1] else None
+
+
 def render(folder: Path) -> str:
     parts = [INTRO]
     for path in checkpoints.checkpoint_files(folder):
@@ -39,7 +45,12 @@ def render(folder: Path) -> str:
             if isinstance(value, (int, float)):
                 parts.append(f"| {key} | {value:.4g} | {m.get('how', {}).get(key, '')} |")
         parts.append("")
-        parts.append(f"Trained for {t.get('epochs')} epochs in {t.get('seconds', 0) / 60:.0f} min on "
+        requested = t.get("epochs_requested") or _epochs_in(t.get("command", "")) or t.get("epochs")
+        stopped = requested != t.get("epochs")
+        parts.append(f"Trained for {t.get('epochs')} epochs"
+                     + (f" (stopped early: {t.get('epochs')} of {requested}; the same command "
+                        f"continues it, since it has --resume)" if stopped else "")
+                     + f" in {t.get('seconds', 0) / 60:.0f} min on "
                      f"{t.get('device')} ({t.get('threads')} thread(s)), batch {t.get('batch_size')}, "
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")

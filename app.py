@@ -1,0 +1,28 @@
+"""`python app.py`: serve the Latent Explorer app on the checkpoints in trained/.
+
+Environment:
+  LATENT_EXPLORER_TRAINED  folder of checkpoints (default: trained/ beside this file)
+  LATENT_EXPLORER_DATA     folder of MNIST / Fashion-MNIST IDX files for test examples
+                           (default: a torchvision download; without one, model samples)
+  LATENT_EXPLORER_THREADS  torch threads per request (default 1: requests run side by side)
+  GRADIO_SERVER_NAME       host to bind (default 127.0.0.1; 0.0.0.0 for a network or Space)
+  GRADIO_SERVER_PORT       port (default 7860, or the next free one)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from explorer.ui import build_from_folder, launch
+
+TRAINED = Path(os.environ.get("LATENT_EXPLORER_TRAINED") or Path(__file__).resolve().parent / "trained")
+# Small decodes gain little from more threads, and on a 2-core Space two requests run at once.
+torch.set_num_threads(int(os.environ.get("LATENT_EXPLORER_THREADS") or 1))
+
+demo = build_from_folder(TRAINED)
+
+if __name__ == "__main__":
+    launch(demo)

@@ -1,0 +1,87 @@
+"""Sample quality of every latent model in trained/: class coverage, KL to uniform, Frechet distance.
+
+    python -m benchmarks.sample_quality --data-dir ../shared/data --write-metadata
+
+For each data set, the shipped classifier (`trained/<dataset>-classifier.safetensors`, trained
+with `python -m train classifier`) labels 10,000 samples of each model; a class is covered when
+it gets at least 2.5% of them. The Frechet distance compares the classifier's 128-d features of
+the samples with those of the 10,000 test images; the same distance between 10,000 training
+images and the test images is the floor (what a perfect model would score, up to noise).
+These are not Inception FIDs: compare them within this project only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from explorer import checkpoints, data, metrics
+
+REPORT = Path(__file__).parent / "reports" / "sample_quality.md"
+HOW = ("{n} prior samples (seed 0) scored by trained/{dataset}-classifier.safetensors: classes with >= 2.5% of "
+       "samples; KL(class histogram || uniform) in nats; Frechet distance of its 128-d features to the "
+       "{m} test images (not an Inception FID); floor = the same distance from {m} train images")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--trained", type=Path, default=Path("trained"))
+    p.add_argument("--data-dir")
+    p.add_argument("--n", type=int, default=10_000, help="samples per model")
+    p.add_argument("--only", nargs="*")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--write-metadata", action="store_true")
+    p.add_argument("--report", type=Path, default=REPORT)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+
+    floors: dict[str, tuple] = {}
+    rows = []
+    for path in checkpoints.checkpoint_files(a.trained):
+        name = path.name.removesuffix(".safetensors")
+        if a.only and name not in a.only:
+            continue
+        ckpt = checkpoints.load(path)
+        if ckpt.model.kind != "latent":
+            continue
+        if ckpt.dataset not in floors:
+            clf_path = a.trained / f"{ckpt.dataset}-classifier.safetensors"
+            clf = checkpoints.load(clf_path).model
+            test = data.to_float(data.load_split(ckpt.dataset, "test", a.data_dir).images)
+            train = data.to_float(data.load_split(ckpt.dataset, "train", a.data_dir).images[: len(test)])
+            test_feats = metrics.classify(clf, test)[1]
+            floor = metrics.frechet_distance(metrics.classify(clf, train)[1], test_feats)
+            floors[ckpt.dataset] = (clf, test_feats, floor, len(test))
+        clf, test_feats, floor, m = floors[ckpt.dataset]
+        scores = metrics.sample_quality(metrics.model_samples(ckpt.model, a.n), clf, test_feats)
+        scores["frechet_floor"] = floor
+        print(f"{name}: covered {scores['classes_covered']}/10, KL {scores['kl_to_uniform']:.3f}, "
+              f"Frechet {scores['frechet_distance']:.2f} (floor {floor:.2f}), histogram {scores['class_histogram']}")
+        if a.write_metadata:
+            how = HOW.format(n=a.n, m=m, dataset=ckpt.dataset)
+            stored = {k: v for k, v in scores.items() if k != "class_histogram"}
+            stored["sample_class_histogram"] = scores["class_histogram"]
+            stored["how"] = {k: how for k in ("classes_covered", "kl_to_uniform", "frechet_distance", "frechet_floor")}
+            checkpoints.update_metrics(path, stored)
+        rows.append((name, ckpt, scores))
+
+    lines = ["# Sample quality", "", f"Command: `python -m benchmarks.sample_quality {shlex.join(argv)}`".replace(" `", "`"),
+             "", __doc__.split("\n\n", 2)[2].strip(), "",
+             "| checkpoint | model | data | classes covered | KL to uniform | Frechet distance | floor (train vs test) | ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, ckpt, s in rows:
+        lines.append(f"| {name} | {ckpt.model.name} | {ckpt.dataset} | {s['classes_covered']}/10 | "
+                     f"{s['kl_to_uniform']:.3f} | {s['frechet_distance']:.2f} | {s['frechet_floor']:.2f} | "
+                     f"{s['frechet_distance'] / s['frechet_floor']:.1f}x |")
+    a.report.parent.mkdir(parents=True, exist_ok=True)
+    a.report.write_text("\n".join(lines) + "\n")
+    print(f"wrote {a.report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""The Gradio app: one module per tab (grid, interpolate, compare, manifold), shared digit
+inputs (digits), the loaded models (catalog), and `demo`, which joins them."""
+
+from .catalog import Catalog
+from .demo import build_demo, build_from_folder, launch
+
+__all__ = ["Catalog", "build_demo", "build_from_folder", "launch"]

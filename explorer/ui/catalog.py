@@ -1,0 +1,192 @@
+"""What the app serves: the latent models in a folder, loaded once, and their test sets.
+
+A missing, damaged or foreign checkpoint is skipped and noted (the app shows the notes);
+the rest are served. Test images are loaded once per data set where they can be had (a
+data folder, or a torchvision download); without them the app falls back to samples from
+the models and says so. No Gradio here: the tabs ask this object for models and examples.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import checkpoints, latent
+from ..checkpoints import Checkpoint, CheckpointError
+from ..data import DataError, Split, class_names, load_split, resolve_data_dir
+from ..models.base import LatentModel
+
+# Test images encoded for the scatter of a 2-D code space: enough to see the clusters,
+# few enough for the browser to draw quickly.
+SCATTER_POINTS = 2000
+# Encoded user images remembered (per model, image and class).
+ENCODE_CACHE = 256
+
+
+@dataclass
+class Catalog:
+    """Loaded latent models by name, notes about what was skipped, and test sets by data set."""
+
+    models: dict[str, Checkpoint]
+    notices: list[str] = field(default_factory=list)
+    test_sets: dict[str, Split] = field(default_factory=dict)
+    data_notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._codes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._encoded: OrderedDict[tuple[str, bytes, int | None], torch.Tensor] = OrderedDict()
+
+    # ---------------------------------------------------------------- building
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, data_dir: str | Path | None = None,
+                    download: bool = True) -> "Catalog":
+        """Load every latent-model checkpoint in `folder`; skip (and note) those that fail.
+
+        Test sets come from `data_dir`, else $LATENT_EXPLORER_DATA, else (if `download`)
+        a torchvision download; a data set that cannot be had is noted, not fatal.
+        """
+        folder = Path(folder)
+        models: dict[str, Checkpoint] = {}
+        notices: list[str] = []
+        files = checkpoints.checkpoint_files(folder)
+        if not files:
+            notices.append(f"No checkpoints found in {folder}: train one with `python -m train ...`.")
+        for path in files:
+            try:
+                ckpt = checkpoints.load(path)
+            except CheckpointError as err:
+                notices.append(f"Skipped {path.name}: {err}")
+                continue
+            if isinstance(ckpt.model, LatentModel):
+                models[ckpt.name] = ckpt
+        test_sets: dict[str, Split] = {}
+        data_notes: dict[str, str] = {}
+        folder_for_data = resolve_data_dir(data_dir)
+        for dataset in sorted({c.dataset for c in models.values()}):
+            if folder_for_data is None and not download:
+                data_notes[dataset] = "no data folder given and downloads are off"
+                continue
+            try:
+                test_sets[dataset] = load_split(dataset, "test", folder_for_data)
+            except (DataError, ValueError, OSError) as err:
+                data_notes[dataset] = str(err)
+        return cls(models, notices, test_sets, data_notes)
+
+    # ---------------------------------------------------------------- lookups
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def choices(self, names: list[str] | None = None) -> list[tuple[str, str]]:
+        """(label, name) pairs for a dropdown: the file's one-line summary names data and metric."""
+        return [(self.models[n].summary().removeprefix(f"{n}.safetensors: "), n)
+                for n in (self.names if names is None else names)]
+
+    def get(self, name: str | None) -> Checkpoint:
+        if not name or name not in self.models:
+            known = ", ".join(self.names) or "none"
+            raise ValueError(f"Unknown model {name!r}. Available models: {known}.")
+        return self.models[name]
+
+    def model(self, name: str | None) -> LatentModel:
+        return self.get(name).model  # type: ignore[return-value]
+
+    def classes(self, name: str) -> list[str]:
+        """Class names of the model's data set (what a conditional model's label means)."""
+        return class_names(self.get(name).dataset)
+
+    def widest(self) -> int:
+        """The largest code size among the models (at least 2, the least a grid needs)."""
+        return max([2] + [c.model.latent_dim for c in self.models.values()])
+
+    def two_d(self) -> list[str]:
+        """Models with a 2-D code space (their whole manifold fits one picture)."""
+        return [n for n, c in self.models.items() if c.model.latent_dim == 2]
+
+    def test_set(self, name: str) -> Split | None:
+        return self.test_sets.get(self.get(name).dataset)
+
+    def data_note(self, name: str) -> str:
+        dataset = self.get(name).dataset
+        return self.data_notes.get(dataset, "") if dataset not in self.test_sets else ""
+
+    # ---------------------------------------------------------------- examples
+
+    def example(self, name: str, index: int) -> tuple[torch.Tensor, int | None, str]:
+        """Example input for a model: (image (1, 28, 28) in [0, 1], class or None, caption).
+
+        A real test image where the data set is available; otherwise a sample from the
+        model itself (seeded by `index`), so the app works with no data at all.
+        """
+        index = int(index)
+        split = self.test_set(name)
+        if split is not None:
+            index %= len(split)
+            label = int(split.labels[index])
+            image = split.images[index].float().div(255.0).unsqueeze(0)
+            return image, label, f"test image #{index}: {split.classes[label]}"
+        model = self.model(name)
+        label = index % model.num_classes if model.num_classes else None
+        z = latent.seeded_code(model, index).unsqueeze(0)
+        image = latent.decode(model, z, label)[0]
+        return image, label, f"no test images available; a sample from {name} (seed {index})"
+
+    def encode(self, name: str, image: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """Code (D,) of one image (1, 28, 28), remembered: re-drawing a grid or changing the
+        number of steps never re-encodes (a GAN's encoder is a slow optimisation)."""
+        key = (name, hashlib.sha1(image.numpy().tobytes()).digest(), label)
+        with self._lock:
+            if key in self._encoded:
+                self._encoded.move_to_end(key)
+                return self._encoded[key]
+        code = latent.encode(self.model(name), image.unsqueeze(0), label)[0]
+        with self._lock:
+            self._encoded[key] = code
+            while len(self._encoded) > ENCODE_CACHE:
+                self._encoded.popitem(last=False)
+        return code
+
+    def test_codes(self, name: str, n: int = SCATTER_POINTS) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Codes (n, D) and labels (n,) of the first n test images, computed once per model."""
+        split = self.test_set(name)
+        if split is None:
+            return None
+        with self._lock:
+            if name not in self._codes:
+                model = self.model(name)
+                x = split.images[:n].float().div(255.0).unsqueeze(1)
+                y = split.labels[:n]
+                if model.num_classes:
+                    codes = torch.cat([latent.encode(model, x[y == k], int(k)) for k in range(model.num_classes)])
+                    y = torch.cat([y[y == k] for k in range(model.num_classes)])
+                else:
+                    codes = latent.encode(model, x)
+                self._codes[name] = (codes, y)
+            return self._codes[name]
+
+    @functools.cached_property
+    def typical_log_density(self) -> dict[str, float]:
+        """Average prior log-density of prior samples, per model (a reference line)."""
+        return {n: latent.typical_log_density(c.model) for n, c in self.models.items()}  # type: ignore[arg-type]
+
+    def warm_up(self) -> None:
+        """Run each model once (decode and encode) and fill the caches, so the first
+        visitor does not pay for lazy initialisation."""
+        for name, ckpt in self.models.items():
+            model: LatentModel = ckpt.model  # type: ignore[assignment]
+            label = 0 if model.num_classes else None
+            z = latent.prior_mean(model).unsqueeze(0)
+            x = latent.decode(model, z, label)
+            latent.encode(model, x, label)
+            if model.latent_dim == 2:
+                self.test_codes(name)
+        _ = self.typical_log_density

@@ -1,0 +1,122 @@
+"""Small pieces every tab shares: error messages for students, choices, downloads, styling."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import gradio as gr
+import numpy as np
+import torch
+
+from ..images import ImageInputError, to_uint8
+from .catalog import Catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Concurrency groups: fast decodes share one pool, encodes (a GAN's is an optimisation
+# taking about a second) another, so slow work never blocks the sliders of other users.
+DECODE = {"concurrency_id": "decode", "concurrency_limit": 2}
+ENCODE = {"concurrency_id": "encode", "concurrency_limit": 1}
+LIGHT = {"concurrency_id": "light", "concurrency_limit": 4}
+
+BASE_MEAN, BASE_RANDOM, BASE_IMAGE = "prior mean", "random draw (seed)", "encoded image"
+
+# Tiny 28x28 previews are drawn with hard pixel edges, not browser smoothing.
+CSS = """
+.pixelated img { image-rendering: pixelated; width: 112px !important; height: 112px !important;
+                 object-fit: contain; margin: auto; }
+.notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
+"""
+
+
+def user_errors(fn: F) -> F:
+    """Turn the errors a person can cause (bad image, bad setting) into a `gr.Error` toast,
+    so the message reaches them and the session carries on."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ImageInputError, ValueError, KeyError) as err:
+            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+            raise gr.Error(message, print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def label_or_none(catalog: Catalog, name: str, label: Any) -> int | None:
+    """The class to condition on: None for an unconditional model, else an int (default 0)."""
+    if catalog.model(name).num_classes == 0:
+        return None
+    if label is None or label == "":
+        return 0
+    try:
+        return int(label)
+    except (TypeError, ValueError):
+        raise ValueError(f"The class must be a whole number, got {label!r}.") from None
+
+
+def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.Dropdown:
+    """The class picker for a model: visible, with its class names, when it is conditional.
+
+    Called while building the page it creates the component; returned from an event it
+    updates the existing one. Custom values are allowed so an API caller can pass a class
+    index for any conditional model (the server-side choices follow the first model).
+    """
+    conditional = bool(name) and name in catalog.models and catalog.model(name).num_classes > 0
+    if not conditional:
+        return gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False,
+                           allow_custom_value=True)
+    classes = catalog.classes(name)
+    value = current if isinstance(current, int) and 0 <= current < len(classes) else 0
+    return gr.Dropdown(choices=[(c, i) for i, c in enumerate(classes)], value=value,
+                       label="class (conditional model)", visible=True, allow_custom_value=True)
+
+
+def digit_picture(image: torch.Tensor) -> np.ndarray:
+    """(1, 28, 28) in [0, 1] -> uint8 (28, 28) for a preview component."""
+    return to_uint8(image)
+
+
+class FileStore:
+    """Downloads written by the app, named by content so repeats reuse one file; only the
+    newest `keep` are kept, so a busy session cannot fill the disk."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="latent-explorer-"))
+        self.keep = keep
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes, stem: str, suffix: str) -> str:
+        digest = hashlib.sha1(data).hexdigest()[:12]
+        path = self.folder / f"{stem}-{digest}{suffix}"
+        with self._lock:
+            if not path.exists():
+                path.write_bytes(data)
+            files = sorted(self.folder.iterdir(), key=lambda p: p.stat().st_mtime)
+            for old in files[:-self.keep]:
+                old.unlink(missing_ok=True)
+        return str(path)
+
+
+def model_info(catalog: Catalog, name: str) -> str:
+    """Markdown: what the chosen model is, how it was trained, where its examples come from."""
+    ckpt = catalog.get(name)
+    model = ckpt.model
+    lines = [f"**{name}**: {ckpt.summary().split(': ', 1)[-1]}",
+             f"latent dimensions: {model.latent_dim}"
+             + (f"; conditional on {model.num_classes} classes" if model.num_classes else "")]
+    command = ckpt.training.get("command")
+    if command:
+        lines.append(f"trained with `{command}`")
+    note = catalog.data_note(name)
+    if note:
+        lines.append(f"No test images for {ckpt.dataset} ({note}); examples are samples from the model.")
+    return "  \n".join(lines)

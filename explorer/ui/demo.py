@@ -1,0 +1,108 @@
+"""The whole app: a model picker above one tab per view, joined into one `gr.Blocks`.
+
+`build_demo(catalog)` returns the Blocks with its queue configured; `launch(demo)` starts it
+with the app's styling. Models are loaded once (in the Catalog) and warmed up here, so the
+first visitor does not pay for it; the first picture of every tab is computed at build time.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from .. import images
+from . import compare, grid, interpolate, manifold
+from .catalog import Catalog
+from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
+from .grid import GridTab, fit_dims
+
+TITLE = "Latent Explorer"
+# Queue: at most this many waiting requests in all; beyond it new ones are turned away
+# with a message instead of piling up behind a flood.
+MAX_QUEUE = 64
+
+
+def default_model(catalog: Catalog) -> str | None:
+    """The model the page opens on: an unconditional VAE on MNIST where there is one."""
+    def rank(name: str) -> tuple[int, int, int]:
+        ckpt = catalog.get(name)
+        return (ckpt.dataset != "mnist", ckpt.model.num_classes != 0,
+                getattr(ckpt.model, "variational", False) is not True)
+    return min(catalog.names, key=rank) if catalog.names else None
+
+
+def notices_markdown(catalog: Catalog) -> str:
+    """Visible notes on skipped checkpoints (and missing test data), or nothing."""
+    lines = [f"- {n}" for n in catalog.notices]
+    lines += [f"- No test images for {ds}: {why}. Examples are samples from the models."
+              for ds, why in catalog.data_notes.items()]
+    return ("**Notice**\n" + "\n".join(lines)) if lines else ""
+
+
+def select_model(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, grid_label: Any,
+                 interp_label: Any) -> tuple[str, gr.Slider, gr.Slider, gr.Dropdown, gr.Dropdown]:
+    """What changes with the model: its description, the dimension sliders' range, the class pickers."""
+    model = catalog.model(name)
+    top = max(model.latent_dim - 1, 1)
+    dx, dy = fit_dims(dim_x, dim_y, max(model.latent_dim, 2))
+    return (model_info(catalog, name), gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy),
+            class_picker(catalog, name, grid_label), class_picker(catalog, name, interp_label))
+
+
+def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
+    """The Gradio app over the models in `catalog`; every event has an api_name."""
+    if warm_up:
+        catalog.warm_up()
+    store = FileStore()
+    start = default_model(catalog)
+    with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}\nPick a model, walk its code space, encode your own digits and "
+                    "interpolate between them.")
+        gr.Markdown(notices_markdown(catalog), elem_classes=["notice"], visible=bool(notices_markdown(catalog)))
+        if start is None:
+            gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")
+            return demo.queue(max_size=MAX_QUEUE)
+        with gr.Row():
+            model = gr.Dropdown(catalog.choices(), value=start, label="model (grid and interpolation tabs)",
+                                scale=2)
+            info = gr.Markdown(model_info(catalog, start))
+        with gr.Tabs():
+            with gr.Tab("Latent grid"):
+                grid_tab: GridTab = grid.build(catalog, model)
+            with gr.Tab("Interpolation"):
+                interp_label = interpolate.build(catalog, model, store)
+            with gr.Tab("AE vs VAE"):
+                compare.build(catalog)
+            with gr.Tab("2-D manifold"):
+                manifold.build(catalog)
+        model.change(user_errors(functools.partial(select_model, catalog)),
+                     [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
+                     [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
+                     api_name="select_model", **LIGHT)
+    return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2)
+
+
+def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
+    """Start the app with its styling; host and port come from GRADIO_SERVER_NAME /
+    GRADIO_SERVER_PORT unless given. Extra keyword arguments go to `Blocks.launch`."""
+    kwargs.setdefault("css", CSS)
+    kwargs.setdefault("max_file_size", "50mb")
+    kwargs.setdefault("show_error", True)
+    return demo.launch(**kwargs)
+
+
+def configure_pil() -> None:
+    """Lower PIL's own decompression-bomb limit to the app's pixel cap, process-wide, as a
+    second line of defence behind `images.open_image` (Gradio decodes some inputs itself)."""
+    Image.MAX_IMAGE_PIXELS = images.MAX_PIXELS
+
+
+def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, download: bool = True,
+                      warm_up: bool = True) -> gr.Blocks:
+    """Load the checkpoints in `folder` and build the app over them."""
+    configure_pil()
+    return build_demo(Catalog.from_folder(folder, data_dir=data_dir, download=download), warm_up=warm_up)

@@ -1,0 +1,93 @@
+"""A digit input: a data-set example, an upload or a drawing, shown as the model will see it.
+
+Each input ends in a 28x28 preview (MNIST-style: white on black, centred); the tabs read
+the preview, so every source is handled once, here. Each source has its own endpoint
+(`/<slot>_from_example`, `/<slot>_from_upload`, `/<slot>_from_drawing`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from .. import images
+from .catalog import Catalog
+from .common import LIGHT, digit_picture, user_errors
+
+# Drawing canvas: a stroke of BRUSH pixels on CANVAS pixels comes out about as thick as an
+# MNIST pen stroke once the digit is scaled to 20x20.
+CANVAS = 280
+BRUSH = 18
+
+
+@dataclass
+class DigitInput:
+    """The components of one digit input; `preview` is what the tabs read."""
+
+    index: gr.Number
+    upload: gr.File
+    sketch: gr.Sketchpad
+    preview: gr.Image
+    caption: gr.Markdown
+    initial: np.ndarray | None  # the preview's starting picture, (28, 28) uint8
+
+
+def example_digit(catalog: Catalog, model: str, index: float | None) -> tuple[np.ndarray, str]:
+    """Test image number `index` of the model's data set (or a model sample without data)."""
+    if index is None:
+        raise ValueError("Enter the number of a test image.")
+    image, _, caption = catalog.example(model, int(index))
+    return digit_picture(image), caption
+
+
+def uploaded_digit(path: str | None) -> tuple[np.ndarray, str]:
+    """An uploaded image file, converted the way MNIST digits were made."""
+    return digit_picture(images.digit_from_file(path)), "your upload, as the model sees it"
+
+
+def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
+    """A sketchpad drawing, converted the way MNIST digits were made."""
+    return digit_picture(images.digit_from_drawing(value)), "your drawing, as the model sees it"
+
+
+def digit_input(catalog: Catalog, model: gr.Dropdown, slot: str, title: str,
+                default_index: int = 0) -> DigitInput:
+    """Build the widgets of one digit input and wire its three sources to the preview.
+
+    `model` is the dropdown whose data set the examples come from; the preview starts at
+    example `default_index` of the dropdown's initial model.
+    """
+    start = model.value if model.value in catalog.models else None
+    initial, caption = example_digit(catalog, start, default_index) if start else (None, "")
+    with gr.Group():
+        gr.Markdown(f"**{title}**")
+        with gr.Tabs():
+            with gr.Tab("Data set"):
+                index = gr.Number(value=default_index, precision=0, minimum=0,
+                                  label="Test image number", key=f"{slot}-index")
+            with gr.Tab("Upload"):
+                upload = gr.File(label="Image file (any size or colour)", type="filepath",
+                                 key=f"{slot}-upload")
+            with gr.Tab("Draw"):
+                sketch = gr.Sketchpad(
+                    label="Draw a digit (pick the brush tool on the left first)", type="numpy", image_mode="RGBA",
+                    canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False,
+                    brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
+                    key=f"{slot}-sketch",
+                )
+                use = gr.Button("Use this drawing", size="sm")
+        preview = gr.Image(value=initial, label=f"{title} as the model sees it (28x28)",
+                           image_mode="L", type="numpy", format="png", interactive=False,
+                           height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview")
+        note = gr.Markdown(caption)
+    index.change(user_errors(functools.partial(example_digit, catalog)), [model, index],
+                 [preview, note], api_name=f"{slot}_from_example", trigger_mode="always_last", **LIGHT)
+    upload.upload(user_errors(uploaded_digit), upload, [preview, note],
+                  api_name=f"{slot}_from_upload", **LIGHT)
+    use.click(user_errors(drawn_digit), sketch, [preview, note],
+              api_name=f"{slot}_from_drawing", **LIGHT)
+    return DigitInput(index, upload, sketch, preview, note, initial)

@@ -1,0 +1,125 @@
+"""Latent grid tab: what two chosen code dimensions do, with every other dimension held fixed.
+
+Endpoint `/grid`: (model, dim_x, dim_y, span, size, fixed, seed, image, label) -> the grid
+picture and the fixed code. The grid spans mean +- span standard deviations of the model's
+code spread along the two dims; the others sit at the prior mean, a seeded random draw, or
+the code of an encoded image.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import images, latent
+from .catalog import Catalog
+from .common import BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, class_picker, label_or_none, user_errors
+from .digits import DigitInput, digit_input
+
+SIZE_RANGE = (3, 15)
+SPAN_RANGE = (0.5, 5.0)
+
+
+@dataclass
+class GridTab:
+    dim_x: gr.Slider
+    dim_y: gr.Slider
+    label: gr.Dropdown
+    image: gr.Image
+
+
+def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
+    """Clamp the two axis dims into the model's range (sliders may still show the previous
+    model's, and their range spans all models); two equal dims asked for on purpose are an
+    error."""
+    dx, dy = int(dim_x), int(dim_y)
+    if dx < 0 or dy < 0:
+        raise ValueError("Latent dimensions are numbered from 0.")
+    if dx < latent_dim and dy < latent_dim:
+        if dx == dy:
+            raise ValueError("Choose two different latent dimensions for the two axes.")
+        return dx, dy
+    dx, dy = min(dx, latent_dim - 1), min(dy, latent_dim - 1)
+    if dx == dy:
+        dy = (dx + 1) % latent_dim
+    return dx, dy
+
+
+def base_code(catalog: Catalog, name: str, fixed: str, seed: Any, digit: np.ndarray | None,
+              label: int | None) -> torch.Tensor:
+    """The code the non-grid dimensions are held at, (D,)."""
+    model = catalog.model(name)
+    if fixed == BASE_MEAN:
+        return latent.prior_mean(model)
+    if fixed == BASE_RANDOM:
+        if seed is None:
+            raise ValueError("Enter a seed (a whole number) for the random draw.")
+        return latent.seeded_code(model, int(seed))
+    if fixed == BASE_IMAGE:
+        if digit is None:
+            raise ValueError("Choose an image to encode first (a data-set example, an upload or a drawing).")
+        return catalog.encode(name, images.prepare_digit(digit), label)
+    raise ValueError(f"Unknown choice for the fixed dimensions: {fixed!r}.")
+
+
+def grid_picture(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, span: float, size: Any,
+                 fixed: str, seed: Any, digit: np.ndarray | None, label: Any) -> tuple[Image.Image, list[float]]:
+    """The labelled grid picture and the fixed code it holds the other dims at."""
+    model = catalog.model(name)
+    if model.latent_dim < 2:
+        raise ValueError(f"{name} has a 1-D code space; a grid needs two dimensions.")
+    dx, dy = fit_dims(dim_x, dim_y, model.latent_dim)
+    size = int(size)
+    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+        raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
+    y = label_or_none(catalog, name, label)
+    base = base_code(catalog, name, fixed, seed, digit, y)
+    grid = latent.latent_grid(model, base, dx, dy, float(span), size, y)
+    picture, _ = images.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+                                      f"z{dx}", f"z{dy}")
+    return picture, [round(float(v), 5) for v in base]
+
+
+def build(catalog: Catalog, model: gr.Dropdown) -> GridTab:
+    """The tab's widgets and its `/grid` event (re-run on every control, last value wins)."""
+    start = catalog.model(model.value) if model.value else None
+    # The server checks slider values against the range set here, so it spans every model
+    # (an API caller may pick any); picking a model narrows it on the page (select_model).
+    dim_max = catalog.widest() - 1
+    gr.Markdown("Each picture decodes one code. Across the grid, two code dimensions sweep from "
+                "-span to +span standard deviations of the model's code spread; every other "
+                "dimension stays at the fixed code below.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            dim_x = gr.Slider(0, max(dim_max, 1), value=0, step=1, label="x-axis dimension", key="grid-dx")
+            dim_y = gr.Slider(0, max(dim_max, 1), value=1, step=1, label="y-axis dimension", key="grid-dy")
+            span = gr.Slider(*SPAN_RANGE, value=2.5, step=0.25, label="range (+- standard deviations)")
+            size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size (pictures per side)")
+            fixed = gr.Radio([BASE_MEAN, BASE_RANDOM, BASE_IMAGE], value=BASE_MEAN,
+                             label="other dimensions fixed at")
+            seed = gr.Number(value=0, precision=0, label="seed (for the random draw)")
+            label = class_picker(catalog, model.value)
+            digit: DigitInput = digit_input(catalog, model, "grid_image", "Image to encode")
+        with gr.Column(scale=2):
+            initial = None
+            code = None
+            if start is not None:
+                initial, code = grid_picture(catalog, model.value, 0, 1, 2.5, 9, BASE_MEAN, 0, None, 0)
+            image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
+                             interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid")
+            fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")
+    gr.on(
+        triggers=[model.change, dim_x.input, dim_y.input, span.input, size.input, fixed.input,
+                  seed.input, label.input, digit.preview.change],
+        fn=user_errors(functools.partial(grid_picture, catalog)),
+        inputs=[model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label],
+        outputs=[image, fixed_code],
+        api_name="grid", trigger_mode="always_last", show_progress="minimal", **DECODE,
+    )
+    return GridTab(dim_x, dim_y, label, image)

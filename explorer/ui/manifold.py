@@ -1,0 +1,82 @@
+"""2-D manifold tab: for a model with a 2-D code space, the whole learned manifold in one
+picture, and where the encoded test images land, coloured by class.
+
+Endpoint `/manifold`: (model, size, label) -> the manifold picture, the scatter table
+(z0, z1, class; empty without test images) and a note saying which it is.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from .. import images, latent
+from .catalog import Catalog
+from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
+
+SIZE_RANGE = (5, 25)
+COLUMNS = ("z0", "z1", "class")
+
+
+def scatter_table(catalog: Catalog, name: str) -> tuple[pd.DataFrame, str]:
+    """Codes of the first test images with their class names, or an empty table and why."""
+    found = catalog.test_codes(name)
+    if found is None:
+        note = catalog.data_note(name) or "no test set"
+        return (pd.DataFrame({c: [] for c in COLUMNS}),
+                f"No test images are available for {catalog.get(name).dataset} ({note}), so there "
+                "is no scatter of encoded images. Set LATENT_EXPLORER_DATA to a data folder to see it.")
+    codes, labels = found
+    classes = catalog.classes(name)
+    table = pd.DataFrame({"z0": codes[:, 0].numpy(), "z1": codes[:, 1].numpy(),
+                          "class": [classes[int(k)] for k in labels]})
+    return table, f"{len(table)} test images, encoded (the mean of q(z|x) for a VAE), coloured by class."
+
+
+def manifold(catalog: Catalog, name: str, size: Any, label: Any) -> tuple[Image.Image, pd.DataFrame, str]:
+    """The quantile-spaced manifold picture and the scatter of encoded test images."""
+    model = catalog.model(name)
+    if model.latent_dim != 2:
+        raise ValueError(f"{name} has {model.latent_dim} latent dimensions; this view needs exactly 2.")
+    size = int(size)
+    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+        raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
+    grid = latent.manifold_grid(model, size, label_or_none(catalog, name, label))
+    picture, _ = images.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+                                      "z0", "z1", scale=images.auto_scale(size, target=600))
+    table, note = scatter_table(catalog, name)
+    return picture, table, note
+
+
+def build(catalog: Catalog) -> None:
+    """The tab's widgets and its `/manifold` event."""
+    names = catalog.two_d()
+    if not names:
+        gr.Markdown("No model with a 2-D code space is loaded. Train one with "
+                    "`python -m train vae --set latent_dim=2 ...` to see its whole manifold here.")
+        return
+    gr.Markdown("A code space with two dimensions can be seen whole. Left: codes at evenly spaced "
+                "prior quantiles (every cell holds the same prior mass), decoded. Right: where the "
+                "encoder puts real test images. Gaps between the class clusters are where the "
+                "left picture morphs from one kind of digit into another.")
+    with gr.Row():
+        model = gr.Dropdown(catalog.choices(names), value=names[0], label="2-D model")
+        size = gr.Slider(*SIZE_RANGE, value=15, step=1, label="pictures per side")
+        label = class_picker(catalog, model.value)
+    first = manifold(catalog, names[0], 15, 0)
+    with gr.Row():
+        picture = gr.Image(value=first[0], label="learned manifold", type="pil", format="png",
+                           interactive=False)
+        scatter = gr.ScatterPlot(value=first[1], x="z0", y="z1", color="class",
+                                 label="encoded test images", height=520)
+    note = gr.Markdown(first[2])
+    model.change(functools.partial(class_picker, catalog),
+                 [model, label], label, api_name="manifold_controls", **LIGHT)
+    gr.on(triggers=[model.change, size.input, label.input],
+          fn=user_errors(functools.partial(manifold, catalog)),
+          inputs=[model, size, label], outputs=[picture, scatter, note],
+          api_name="manifold", trigger_mode="always_last", show_progress="minimal", **DECODE)

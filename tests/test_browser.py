@@ -1,0 +1,70 @@
+"""In a real browser: the page loads, moving a grid slider redraws the grid.
+
+Drives Debian's Chromium (/usr/bin/chromium) through Playwright; skipped with a reason
+where that browser is not installed (`.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from explorer.ui import Catalog, build_demo, launch
+from tests.conftest import write_fake_dataset
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's chromium "
+                       "(apt-get install chromium) to run the browser test"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*:pandas.errors.Pandas4Warning"),
+]
+
+
+@pytest.fixture(scope="module")
+def url(tiny_trained_dir: Path, tmp_path_factory):
+    data = write_fake_dataset(tmp_path_factory.mktemp("browser-data"))
+    demo = build_demo(Catalog.from_folder(tiny_trained_dir, data_dir=data, download=False))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, local_url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+                             quiet=True, ssr_mode=False)
+    yield local_url
+    demo.close()
+
+
+def test_moving_a_grid_slider_redraws_the_grid(url: str, tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            grid = page.locator("#latent-grid img")
+            grid.wait_for(timeout=30_000)
+            before = grid.get_attribute("src")
+            assert before and "file=" in before
+
+            slider = page.get_by_label("range slider for y-axis dimension")
+            assert slider.input_value() == "1"
+            slider.focus()
+            slider.press("ArrowRight")  # y-axis: dimension 1 -> 2
+            assert slider.input_value() == "2"
+            page.wait_for_function(
+                "before => { const img = document.querySelector('#latent-grid img');"
+                " return img && img.src && !img.src.endsWith(before.split('file=')[1]); }",
+                arg=before, timeout=30_000)
+            after = grid.get_attribute("src")
+            assert after != before
+            page.wait_for_timeout(300)  # let the new picture paint before the screenshot
+            shot = tmp_path / "latent-grid.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert not page.locator(".toast-body.error").count()  # no error toast
+        finally:
+            browser.close()
