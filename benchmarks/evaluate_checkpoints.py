@@ -12,7 +12,6 @@ stores the figures (and how they were measured) in each checkpoint's metadata, f
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,9 @@ import torch
 
 from explorer import checkpoints, data, metrics
 
-REPORT = Path(__file__).parent / "reports" / "checkpoints.md"
+from . import report
+
+REPORT = report.REPORTS / "checkpoints.md"
 
 
 def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: int | None) -> dict:
@@ -34,17 +35,17 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
         x, y = x[:limit], None if y is None else y[:limit]
     if model.name == "ae":
         return metrics.reconstruction_report(model, x, y, binary=binary)
-    report = metrics.elbo_report(model, x, y, binary=binary)
+    result = metrics.elbo_report(model, x, y, binary=binary)
     if binary and k:
         t0 = time.time()
         nll = metrics.importance_weighted_nll(model, x, y, k=k)
         key = f"test_iw_nll_k{k}"
-        report[key] = float(nll.mean())
-        report["headline"] = key
-        report["how"][key] = (f"importance-weighted bound on -log p(x) (Burda et al. 2016), k={k} samples "
+        result[key] = float(nll.mean())
+        result["headline"] = key
+        result["how"][key] = (f"importance-weighted bound on -log p(x) (Burda et al. 2016), k={k} samples "
                               f"per image, mean over {len(x)} images of the fixed binarized test set, nats; "
                               f"{time.time() - t0:.0f} s on {torch.get_num_threads()} CPU thread(s)")
-    return report
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,25 +70,22 @@ def main(argv: list[str] | None = None) -> None:
         ckpt = checkpoints.load(path)
         if ckpt.model.name not in ("ae", "vae", "cvae"):
             continue  # other families have their own benchmarks
-        report = evaluate(ckpt, a.data_dir, a.k, a.limit)
+        result = evaluate(ckpt, a.data_dir, a.k, a.limit)
         if a.write_metadata and not a.limit:
-            checkpoints.update_metrics(path, report)
-        rows.append((name, ckpt, report))
-        print(name, {key: round(v, 3) for key, v in report.items() if isinstance(v, float)})
+            checkpoints.update_metrics(path, result)
+        rows.append((name, ckpt, result))
+        print(name, {key: round(v, 3) for key, v in result.items() if isinstance(v, float)})
 
-    lines = ["# Checkpoint evaluation", "", f"Command: `python -m benchmarks.evaluate_checkpoints "
-             f"{shlex.join(argv)}`".replace(" `", "`") + "  ", f"torch {torch.__version__}, "
-             f"{a.threads} CPU thread(s)" + (f", first {a.limit} test images only" if a.limit else ""), "",
+    lines = ["# Checkpoint evaluation", "", f"Command: `{report.command('benchmarks.evaluate_checkpoints', argv)}`  ",
+             report.machine() + (f"; first {a.limit} test images only" if a.limit else ""), "",
              "| checkpoint | model | data | epochs | metric | value | how |", "|---|---|---|---|---|---|---|"]
-    for name, ckpt, report in rows:
-        for key, value in report.items():
+    for name, ckpt, result in rows:
+        for key, value in result.items():
             if isinstance(value, float):
-                how = report["how"].get(key, "")
+                how = result["how"].get(key, "")
                 lines.append(f"| {name} | {ckpt.model.name} | {ckpt.dataset} | {ckpt.training.get('epochs', '?')} "
                              f"| {key} | {value:.4g} | {how} |")
-    a.report.parent.mkdir(parents=True, exist_ok=True)
-    a.report.write_text("\n".join(lines) + "\n")
-    print(f"wrote {a.report}")
+    report.write(a.report, lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ These are not Inception FIDs: compare them within this project only.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -21,7 +20,9 @@ import torch
 
 from explorer import checkpoints, data, metrics
 
-REPORT = Path(__file__).parent / "reports" / "sample_quality.md"
+from . import report
+
+REPORT = report.REPORTS / "sample_quality.md"
 HOW = ("{n} prior samples (seed 0) scored by trained/{dataset}-classifier.safetensors: classes with >= 2.5% of "
        "samples; KL(class histogram || uniform) in nats; Frechet distance of its 128-d features to the "
        "{m} test images (not an Inception FID); floor = the same distance from {m} train images")
@@ -70,17 +71,15 @@ def main(argv: list[str] | None = None) -> None:
             checkpoints.update_metrics(path, stored)
         rows.append((name, ckpt, scores))
 
-    lines = ["# Sample quality", "", f"Command: `python -m benchmarks.sample_quality {shlex.join(argv)}`".replace(" `", "`"),
-             "", __doc__.split("\n\n", 2)[2].strip(), "",
+    lines = ["# Sample quality", "", f"Command: `{report.command('benchmarks.sample_quality', argv)}`  ",
+             report.machine(), "", __doc__.split("\n\n", 2)[2].strip(), "",
              "| checkpoint | model | data | classes covered | KL to uniform | Frechet distance | floor (train vs test) | ratio |",
              "|---|---|---|---|---|---|---|---|"]
     for name, ckpt, s in rows:
         lines.append(f"| {name} | {ckpt.model.name} | {ckpt.dataset} | {s['classes_covered']}/10 | "
                      f"{s['kl_to_uniform']:.3f} | {s['frechet_distance']:.2f} | {s['frechet_floor']:.2f} | "
                      f"{s['frechet_distance'] / s['frechet_floor']:.1f}x |")
-    a.report.parent.mkdir(parents=True, exist_ok=True)
-    a.report.write_text("\n".join(lines) + "\n")
-    print(f"wrote {a.report}")
+    report.write(a.report, lines)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,19 @@ class GenerativeModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Labels for n images of a conditional model as (n,) long (one label broadcasts); None if unconditional."""
+        if self.num_classes == 0:
+            return None
+        if y is None:
+            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
+        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+        if y.numel() == 1 and n > 1:
+            y = y.expand(n)
+        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
+            raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
+        return y
+
 
 class LatentModel(GenerativeModel):
     """A model with a latent code z: decode(z) gives images, encode(x) gives codes.
@@ -100,18 +113,6 @@ class LatentModel(GenerativeModel):
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] -> codes (N, D)."""
         raise NotImplementedError
-
-    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if self.num_classes == 0:
-            return None
-        if y is None:
-            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
-        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
-        if y.numel() == 1 and n > 1:
-            y = y.expand(n)
-        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
-            raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
-        return y
 
 
 class PixelStepper:
@@ -198,15 +199,3 @@ class AutoregressiveModel(GenerativeModel):
         reference path) when this returns None.
         """
         return None
-
-    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if self.num_classes == 0:
-            return None
-        if y is None:
-            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
-        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
-        if y.numel() == 1 and n > 1:
-            y = y.expand(n)
-        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
-            raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
-        return y
