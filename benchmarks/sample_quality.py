@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             how = HOW.format(n=a.n, m=m, dataset=ckpt.dataset)
             stored = {k: v for k, v in scores.items() if k != "class_histogram"}
             stored["sample_class_histogram"] = scores["class_histogram"]
+            if ckpt.metrics.get("headline") in (None, "critic_gap"):  # GANs have no likelihood to lead with
+                stored["headline"] = "frechet_distance"
             stored["how"] = {k: how for k in ("classes_covered", "kl_to_uniform", "frechet_distance", "frechet_floor")}
             checkpoints.update_metrics(path, stored)
         rows.append((name, ckpt, scores))

@@ -403,11 +403,20 @@ def _frame(rows: int, cols: int, scale: int,
     return frame, geo
 
 
+def mosaic(images: torch.Tensor, cols: int, scale: int, gap: int = 2) -> Image.Image:
+    """Images (rows * cols, 1, 28, 28) in rows of `cols` as one crisp greyscale picture,
+    upscaled by `scale` (nearest-neighbour), with grey gaps between the tiles."""
+    tiles = to_uint8(images)
+    if len(tiles) % cols:
+        raise ValueError(f"{len(tiles)} images do not fill rows of {cols}")
+    tiles = tiles.reshape(-1, cols, *tiles.shape[-2:])  # (rows, cols, 28, 28)
+    return Image.fromarray(tile(upscale(tiles, scale), gap=gap, gap_value=128))
+
+
 def strip(images: torch.Tensor, scale: int | None = None, gap: int = 2) -> Image.Image:
     """Images (T, 1, 28, 28) side by side as one crisp greyscale picture (grey gaps)."""
-    tiles = to_uint8(images)[None]  # (1, T, 28, 28)
-    scale = scale or auto_scale(tiles.shape[1], target=840, most=6)
-    return Image.fromarray(tile(upscale(tiles, scale), gap=gap, gap_value=128))
+    scale = scale or auto_scale(len(images), target=840, most=6)
+    return mosaic(images, len(images), scale, gap)
 
 
 def frames(images: torch.Tensor, scale: int = 6) -> list[Image.Image]:

@@ -135,6 +135,22 @@ def encode(model: LatentModel, x: torch.Tensor, label: int | None = None,
     return torch.cat(out) if out else torch.empty(0, model.latent_dim)
 
 
+def inverts(model: LatentModel) -> bool:
+    """Whether the model finds codes by optimisation rather than with an encoder network (a
+    GAN inverts its generator): about a second per image, and only as good as the fit."""
+    return callable(getattr(model, "invert", None))
+
+
+@torch.no_grad()
+def reconstruction_error(model: LatentModel, x: torch.Tensor, z: torch.Tensor,
+                         label: int | None = None) -> torch.Tensor:
+    """Mean squared error per pixel between images x (N, C, H, W) in [0, 1] and decode(z), (N,).
+
+    For a GAN this is the error its inversion reached: how well the generator can make x.
+    """
+    return (decode(model, z, label) - x).pow(2).flatten(1).mean(1)
+
+
 def _labels(model: LatentModel, label: int | None, n: int) -> torch.Tensor | None:
     if model.num_classes == 0:
         return None

@@ -245,3 +245,25 @@ def autoregressive_report(model: AutoregressiveModel, x: torch.Tensor, y: torch.
         "headline": "test_nll" if binary else "test_bits_per_dim",
         "how": {"test_nll": how_nats, "test_bits_per_dim": how_bpd},
     }
+
+
+# --- training replay: the class histogram of a GAN's fixed-seed samples, epoch by epoch ------
+
+def decode_replay(replay: list[str], shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
+    """A checkpoint's `history["replay"]` (one `encode_images` string per epoch) -> (E, N, *shape)."""
+    return torch.stack([decode_images(text, shape) for text in replay])
+
+
+@torch.no_grad()
+def replay_class_scores(classifier: torch.nn.Module, frames: torch.Tensor) -> list[dict[str, Any]]:
+    """Per epoch of a replay (E, N, 1, 28, 28): class histogram, classes covered, KL to uniform.
+
+    The same fixed-seed samples every epoch, so a change between epochs is the generator's
+    doing; a collapsing GAN shows few classes per epoch, hopping from one to another.
+    """
+    preds, _ = classify(classifier, frames.flatten(0, 1))
+    scores = []
+    for epoch_preds in preds.view(len(frames), -1):
+        counts = torch.bincount(epoch_preds, minlength=classifier.num_classes)
+        scores.append({**coverage(counts), "class_histogram": counts.tolist()})
+    return scores

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Tiny configs: every latent model family, small enough to build and run in milliseconds.
 TINY = {"hidden": 16, "channels": 4}
+TINY_GAN = {"latent_dim": 8, "channels": 4}
+TINY_CLASSIFIER = {"channels": 4, "features": 16}
+REPLAY_EPOCHS = 3
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -54,7 +59,8 @@ def fake_data(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_trained_dir(tmp_path_factory) -> Path:
-    """A `trained/`-like folder with tiny random-weight latent models of every kind."""
+    """A `trained/`-like folder with tiny random-weight latent models of every kind (a GAN with
+    a training replay among them) and a tiny MNIST classifier."""
     from explorer import checkpoints
     from explorer.models import build
 
@@ -73,12 +79,89 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
         checkpoints.save(folder / f"{stem}.safetensors", model, dataset=dataset,
                          metrics={"test_neg_elbo": 123.4, "headline": "test_neg_elbo"},
                          training={"command": "tiny test model", "epochs": 0})
+    save_tiny_gan(folder / "mnist-dcgan.safetensors")
+    checkpoints.save(folder / "mnist-classifier.safetensors", build("classifier", TINY_CLASSIFIER).eval(),
+                     dataset="mnist", metrics={"test_accuracy": 0.1, "headline": "test_accuracy"},
+                     training={"command": "tiny test classifier", "epochs": 0})
     return folder
+
+
+def save_tiny_gan(path: Path) -> None:
+    """A tiny random-weight DCGAN whose history holds a training replay of REPLAY_EPOCHS epochs.
+
+    Epoch e's replay is the generator's output for the fixed codes scaled by e: different
+    pictures every epoch, as in a real run.
+    """
+    from explorer import checkpoints, metrics
+    from explorer.models import build
+
+    model = build("dcgan", TINY_GAN).eval()
+    z = model.sample_latent(100, torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        replay = [metrics.encode_images(model.decode(z * e)) for e in range(1, REPLAY_EPOCHS + 1)]
+    epochs = list(range(1, REPLAY_EPOCHS + 1))
+    history = {"epoch": epochs, "train_loss": [1.4, 1.2, 1.1], "train_g_loss": [0.7, 0.9, 1.0],
+               "critic_gap": [0.1, 0.3, 0.2], "seconds": [1.0, 2.0, 3.0], "replay": replay}
+    checkpoints.save(path, model, dataset="mnist", history=history,
+                     metrics={"critic_gap": 0.2, "headline": "critic_gap", "frechet_distance": 12.3,
+                              "classes_covered": 7},
+                     training={"command": "tiny test GAN", "epochs": REPLAY_EPOCHS})
 
 
 def needs_shared_data():
     return pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(),
                               reason=f"real MNIST not found at {SHARED_DATA} (only on the dev machines)")
+
+
+# ------------------------------------------------------------- the app, served once per session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_folder(tiny_trained_dir: Path, tmp_path_factory) -> Path:
+    """The tiny checkpoints plus a garbage file and a truncated checkpoint."""
+    folder = tmp_path_factory.mktemp("served")
+    for f in tiny_trained_dir.glob("*.safetensors"):
+        shutil.copy(f, folder / f.name)
+    (folder / "garbage.safetensors").write_bytes(b"this is not a checkpoint")
+    whole = (tiny_trained_dir / "mnist-vae.safetensors").read_bytes()
+    (folder / "truncated.safetensors").write_bytes(whole[: len(whole) // 2])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def catalog(app_folder: Path, tmp_path_factory):
+    """The app's catalog over `app_folder`, with a fake MNIST test set (no Fashion-MNIST)."""
+    from explorer.ui import Catalog
+
+    data = write_fake_dataset(tmp_path_factory.mktemp("data"), "mnist")
+    return Catalog.from_folder(app_folder, data_dir=data, download=False)
+
+
+@pytest.fixture(scope="session")
+def server(catalog, tmp_path_factory):
+    """The app over `catalog`, served in-process on a free port: (url, gradio_client.Client)."""
+    from gradio_client import Client
+
+    from explorer.ui import build_demo, launch
+
+    demo = build_demo(catalog)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                       quiet=True, ssr_mode=False)
+    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    yield url, client
+    client.close()
+    demo.close()
+
+
+@pytest.fixture
+def client(server):
+    return server[1]
 
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,62 +22,17 @@ from gradio_client import handle_file
 from PIL import Image
 
 from explorer import images, latent
-from explorer.ui import Catalog, build_demo, launch
+from explorer.ui import Catalog
 from explorer.ui import manifold as manifold_tab
-from tests.conftest import REPO, write_fake_dataset
+from tests.conftest import REPO, free_port, write_fake_dataset
 from tests.test_images import png_with_size, seven
-
-# Gradio's queue trips pandas 3 deprecations; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*:pandas.errors.Pandas4Warning")
 
 ENDPOINTS = {
     "/select_model", "/grid", "/interpolate", "/compare", "/compare_controls", "/manifold",
-    "/manifold_controls",
+    "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
     *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b")
       for source in ("example", "upload", "drawing")),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def app_folder(tiny_trained_dir: Path, tmp_path_factory) -> Path:
-    """The tiny checkpoints plus a garbage file and a truncated checkpoint."""
-    folder = tmp_path_factory.mktemp("served")
-    for f in tiny_trained_dir.glob("*.safetensors"):
-        shutil.copy(f, folder / f.name)
-    (folder / "garbage.safetensors").write_bytes(b"this is not a checkpoint")
-    whole = (tiny_trained_dir / "mnist-vae.safetensors").read_bytes()
-    (folder / "truncated.safetensors").write_bytes(whole[: len(whole) // 2])
-    return folder
-
-
-@pytest.fixture(scope="session")
-def catalog(app_folder: Path, tmp_path_factory) -> Catalog:
-    data = write_fake_dataset(tmp_path_factory.mktemp("data"), "mnist")
-    return Catalog.from_folder(app_folder, data_dir=data, download=False)
-
-
-@pytest.fixture(scope="session")
-def server(catalog: Catalog, tmp_path_factory):
-    from gradio_client import Client
-
-    demo = build_demo(catalog)
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                       quiet=True, ssr_mode=False)
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
-    yield url, client
-    client.close()
-    demo.close()
-
-
-@pytest.fixture
-def client(server):
-    return server[1]
 
 
 def picture(path: str) -> np.ndarray:
@@ -128,7 +81,8 @@ def test_every_event_is_an_endpoint_and_every_endpoint_is_tested(client):
 
 
 def test_damaged_checkpoints_are_skipped_with_a_visible_notice(server, catalog):
-    assert sorted(catalog.names) == ["fashion-mnist-vae", "mnist-ae", "mnist-cvae", "mnist-vae", "mnist-vae2d"]
+    assert sorted(catalog.names) == ["fashion-mnist-vae", "mnist-ae", "mnist-cvae", "mnist-dcgan", "mnist-vae",
+                                     "mnist-vae2d"]
     assert any("garbage.safetensors" in n for n in catalog.notices)
     assert any("truncated.safetensors" in n for n in catalog.notices)
     config = httpx.get(server[0] + "config").text
@@ -284,8 +238,9 @@ def test_interpolation_outputs_and_exact_endpoints(client, catalog):
     b, _ = client.predict("mnist-vae", 1, api_name="/b_from_example")
     za, zb = model_code_image(catalog, "mnist-vae", a), model_code_image(catalog, "mnist-vae", b)
     for method, steps in (("lerp", 6), ("slerp", 2), ("lerp", 20)):
-        strip, rec_a, rec_b, plot, png, gif = client.predict("mnist-vae", handle_file(a), handle_file(b), method,
-                                                             steps, None, api_name="/interpolate")
+        strip, rec_a, rec_b, plot, png, gif, note = client.predict("mnist-vae", handle_file(a), handle_file(b),
+                                                                   method, steps, None, api_name="/interpolate")
+        assert note == ""  # the inversion note is for GANs
         tiles = strip_tiles(strip, steps)
         assert np.array_equal(tiles[0], picture(rec_a)) and np.array_equal(tiles[-1], picture(rec_b))
         model = catalog.model("mnist-vae")
@@ -392,3 +347,47 @@ def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir,
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# ------------------------------------------------------------------------------ GANs
+
+
+def test_a_gan_in_the_grid_tab(client, catalog):
+    gan = "mnist-dcgan"
+    path, code = client.predict(gan, 2, 5, 2.0, 3, "prior mean", 0, None, None, api_name="/grid")
+    base = latent.prior_mean(catalog.model(gan))
+    assert np.abs(grid_tiles(path, 3).astype(int) - expected_tiles(catalog, gan, base, 2, 5, 2.0, 3)).max() <= 1
+    preview, _ = client.predict(gan, 0, api_name="/grid_image_from_example")
+    path, code = client.predict(gan, 0, 1, 2.0, 3, "encoded image", 0, handle_file(preview), None,
+                                api_name="/grid")
+    assert code == pytest.approx(model_code_image(catalog, gan, preview).tolist(), abs=1e-4)  # the inversion
+
+
+def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(client, catalog):
+    gan = "mnist-dcgan"
+    a, _ = client.predict(gan, 0, api_name="/a_from_example")
+    b, _ = client.predict(gan, 1, api_name="/b_from_example")
+    strip, rec_a, rec_b, plot, png, gif, note = client.predict(gan, handle_file(a), handle_file(b), "lerp", 5,
+                                                               None, api_name="/interpolate")
+    model = catalog.model(gan)
+    codes = torch.stack([model_code_image(catalog, gan, a), model_code_image(catalog, gan, b)])
+    ends = latent.decode(model, codes)
+    tiles = strip_tiles(strip, 5)
+    for tile, rec, want in zip((tiles[0], tiles[-1]), (rec_a, rec_b), images.to_uint8(ends)):
+        assert np.array_equal(tile, picture(rec)) and np.abs(tile.astype(int) - want).max() <= 1
+    targets = torch.stack([images.prepare_digit(picture(a)), images.prepare_digit(picture(b))])
+    errors = latent.reconstruction_error(model, targets, codes)
+    assert errors.max() < 0.5
+    assert "GAN inversion" in note and "no encoder" in note and "found by optimisation" in note
+    assert f"MSE per pixel {errors[0]:.3f} (A) / {errors[1]:.3f} (B)" in note
+
+
+def test_a_gan_gets_no_scatter_of_encoded_test_images(catalog):
+    table, note = manifold_tab.scatter_table(catalog, "mnist-dcgan")
+    assert len(table) == 0 and "is a GAN" in note and "by optimisation" in note
+    assert catalog.test_codes("mnist-dcgan") is None
+
+
+def test_select_model_describes_a_gan(client):
+    info, *_ = client.predict("mnist-dcgan", 0, 1, None, None, api_name="/select_model")
+    assert "frechet_distance = 12.30" in info and "no encoder" in info

@@ -41,9 +41,12 @@ def render(folder: Path) -> str:
                      f"config `{ckpt.model.config}`; {ckpt.model.num_parameters():,} parameters, "
                      f"{path.stat().st_size / 2**20:.1f} MB.\n")
         parts.append("| metric | value | how it was measured |\n|---|---|---|")
+        previous = None
         for key, value in m.items():
             if isinstance(value, (int, float)):
-                parts.append(f"| {key} | {value:.4g} | {m.get('how', {}).get(key, '')} |")
+                how = m.get("how", {}).get(key, "")
+                parts.append(f"| {key} | {value:.4g} | {'(as above)' if how and how == previous else how} |")
+                previous = how
         parts.append("")
         requested = t.get("epochs_requested") or _epochs_in(t.get("command", "")) or t.get("epochs")
         stopped = requested != t.get("epochs")

@@ -1,4 +1,4 @@
-"""The Gradio app: one module per tab (grid, interpolate, compare, manifold), shared digit
+"""The Gradio app: one module per tab (grid, interpolate, compare, manifold, replay), shared digit
 inputs (digits), the loaded models (catalog), and `demo`, which joins them."""
 
 from .catalog import Catalog

@@ -1,9 +1,12 @@
 """What the app serves: the latent models in a folder, loaded once, and their test sets.
 
 A missing, damaged or foreign checkpoint is skipped and noted (the app shows the notes);
-the rest are served. Test images are loaded once per data set where they can be had (a
-data folder, or a torchvision download); without them the app falls back to samples from
-the models and says so. No Gradio here: the tabs ask this object for models and examples.
+the rest are served. Latent models are what the model pickers offer; a data set's
+classifier is a tool (it scores GAN samples in the training replay), never offered;
+autoregressive models are kept apart for their own views. Test images are loaded once per
+data set where they can be had (a data folder, or a torchvision download); without them the
+app falls back to samples from the models and says so. No Gradio here: the tabs ask this
+object for models, examples and cached results.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .. import checkpoints, latent
+from .. import checkpoints, latent, metrics
 from ..checkpoints import Checkpoint, CheckpointError
 from ..data import DataError, Split, class_names, load_split, resolve_data_dir
 from ..models.base import LatentModel
@@ -29,19 +33,38 @@ SCATTER_POINTS = 2000
 ENCODE_CACHE = 256
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A GAN's training replay: the same fixed-seed samples after every epoch, and their classes."""
+
+    frames: torch.Tensor  # (E, N, 1, 28, 28) in [0, 1], one set of N samples per epoch
+    epochs: list[int]  # the training epoch of each frame
+    classes: list[str]
+    # Per epoch: class_histogram, classes_covered, kl_to_uniform; None without a classifier.
+    scores: list[dict[str, Any]] | None
+
+
 @dataclass
 class Catalog:
-    """Loaded latent models by name, notes about what was skipped, and test sets by data set."""
+    """Loaded latent models by name, notes about what was skipped, and test sets by data set.
+
+    `classifiers` (by data set) and `autoregressive` (by name) hold the other checkpoints
+    found; the latent-model pickers never offer them.
+    """
 
     models: dict[str, Checkpoint]
     notices: list[str] = field(default_factory=list)
     test_sets: dict[str, Split] = field(default_factory=dict)
     data_notes: dict[str, str] = field(default_factory=dict)
+    classifiers: dict[str, Checkpoint] = field(default_factory=dict)
+    autoregressive: dict[str, Checkpoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._codes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._encoded: OrderedDict[tuple[str, bytes, int | None], torch.Tensor] = OrderedDict()
+        # (model, image hash, class) -> (code (D,), reconstruction MSE per pixel)
+        self._encoded: OrderedDict[tuple[str, bytes, int | None], tuple[torch.Tensor, float]] = OrderedDict()
+        self._replays: dict[str, Replay] = {}
 
     # ---------------------------------------------------------------- building
 
@@ -55,6 +78,8 @@ class Catalog:
         """
         folder = Path(folder)
         models: dict[str, Checkpoint] = {}
+        classifiers: dict[str, Checkpoint] = {}
+        autoregressive: dict[str, Checkpoint] = {}
         notices: list[str] = []
         files = checkpoints.checkpoint_files(folder)
         if not files:
@@ -67,6 +92,12 @@ class Catalog:
                 continue
             if isinstance(ckpt.model, LatentModel):
                 models[ckpt.name] = ckpt
+            elif ckpt.model.kind == "classifier":
+                # The replay scores with trained/<dataset>-classifier; any other one only stands in.
+                if ckpt.name == f"{ckpt.dataset}-classifier" or ckpt.dataset not in classifiers:
+                    classifiers[ckpt.dataset] = ckpt
+            elif ckpt.model.kind == "autoregressive":
+                autoregressive[ckpt.name] = ckpt
         test_sets: dict[str, Split] = {}
         data_notes: dict[str, str] = {}
         folder_for_data = resolve_data_dir(data_dir)
@@ -78,7 +109,7 @@ class Catalog:
                 test_sets[dataset] = load_split(dataset, "test", folder_for_data)
             except (DataError, ValueError, OSError) as err:
                 data_notes[dataset] = str(err)
-        return cls(models, notices, test_sets, data_notes)
+        return cls(models, notices, test_sets, data_notes, classifiers, autoregressive)
 
     # ---------------------------------------------------------------- lookups
 
@@ -88,8 +119,24 @@ class Catalog:
 
     def choices(self, names: list[str] | None = None) -> list[tuple[str, str]]:
         """(label, name) pairs for a dropdown: the file's one-line summary names data and metric."""
-        return [(self.models[n].summary().removeprefix(f"{n}.safetensors: "), n)
-                for n in (self.names if names is None else names)]
+        return [(self.label(n), n) for n in (self.names if names is None else names)]
+
+    def label(self, name: str) -> str:
+        """One line: what the model is, on what data, and its key metric.
+
+        For a GAN that is the sample-quality score (Frechet distance on the classifier's
+        features, classes covered) where the benchmark has stored it: a GAN has no likelihood,
+        and its training losses say little about its samples. Otherwise the file's headline.
+        """
+        ckpt = self.get(name)
+        scores = ckpt.metrics
+        if latent.inverts(ckpt.model) and "frechet_distance" in scores:
+            scores = {**scores, "headline": "frechet_distance"}
+        line = checkpoints.describe(ckpt.path.name, ckpt.model.name, ckpt.dataset, scores)
+        line = line.removeprefix(f"{ckpt.path.name}: ")
+        if scores is not ckpt.metrics and "classes_covered" in scores:
+            line += f", classes covered = {scores['classes_covered']}/{len(self.classes(name))}"
+        return line
 
     def get(self, name: str | None) -> Checkpoint:
         if not name or name not in self.models:
@@ -141,24 +188,36 @@ class Catalog:
         return image, label, f"no test images available; a sample from {name} (seed {index})"
 
     def encode(self, name: str, image: torch.Tensor, label: int | None = None) -> torch.Tensor:
-        """Code (D,) of one image (1, 28, 28), remembered: re-drawing a grid or changing the
-        number of steps never re-encodes (a GAN's encoder is a slow optimisation)."""
+        """Code (D,) of one image (1, 28, 28); see `encode_with_error`."""
+        return self.encode_with_error(name, image, label)[0]
+
+    def encode_with_error(self, name: str, image: torch.Tensor, label: int | None = None
+                          ) -> tuple[torch.Tensor, float]:
+        """Code (D,) of one image (1, 28, 28) and the reconstruction's mean squared error per
+        pixel, remembered: re-drawing a grid or changing the number of steps never re-encodes
+        (a GAN's encoder is a slow optimisation, and the error is how well it fitted)."""
         key = (name, hashlib.sha1(image.numpy().tobytes()).digest(), label)
         with self._lock:
             if key in self._encoded:
                 self._encoded.move_to_end(key)
                 return self._encoded[key]
-        code = latent.encode(self.model(name), image.unsqueeze(0), label)[0]
+        model = self.model(name)
+        x = image.unsqueeze(0)
+        code = latent.encode(model, x, label)
+        found = (code[0], float(latent.reconstruction_error(model, x, code, label)[0]))
         with self._lock:
-            self._encoded[key] = code
+            self._encoded[key] = found
             while len(self._encoded) > ENCODE_CACHE:
                 self._encoded.popitem(last=False)
-        return code
+        return found
 
     def test_codes(self, name: str, n: int = SCATTER_POINTS) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Codes (n, D) and labels (n,) of the first n test images, computed once per model."""
+        """Codes (n, D) and labels (n,) of the first n test images, computed once per model.
+
+        None without test images, and for a GAN: inverting thousands of images by optimisation
+        would take several minutes of computing."""
         split = self.test_set(name)
-        if split is None:
+        if split is None or latent.inverts(self.model(name)):
             return None
         with self._lock:
             if name not in self._codes:
@@ -173,6 +232,35 @@ class Catalog:
                 self._codes[name] = (codes, y)
             return self._codes[name]
 
+    # ---------------------------------------------------------------- training replay
+
+    def replayable(self) -> list[str]:
+        """Models whose checkpoint holds a training replay (GANs: fixed-seed samples per epoch)."""
+        return [n for n, c in self.models.items() if c.history.get("replay")]
+
+    def classifier(self, name: str) -> Checkpoint | None:
+        """The classifier of the model's data set, if one was loaded."""
+        return self.classifiers.get(self.get(name).dataset)
+
+    def replay(self, name: str) -> Replay:
+        """The model's training replay with each epoch's class scores, computed once."""
+        with self._lock:
+            if name in self._replays:
+                return self._replays[name]
+        ckpt = self.get(name)
+        if not ckpt.history.get("replay"):
+            raise ValueError(f"{name} has no training replay: only GAN checkpoints keep samples from every epoch.")
+        frames = metrics.decode_replay(ckpt.history["replay"], tuple(ckpt.model.data_shape))
+        epochs = ckpt.history.get("epoch")
+        if not isinstance(epochs, list) or len(epochs) != len(frames):
+            epochs = list(range(1, len(frames) + 1))
+        classifier = self.classifier(name)
+        scores = None if classifier is None else metrics.replay_class_scores(classifier.model, frames)
+        found = Replay(frames, [int(e) for e in epochs], self.classes(name), scores)
+        with self._lock:
+            self._replays[name] = found
+        return found
+
     @functools.cached_property
     def typical_log_density(self) -> dict[str, float]:
         """Average prior log-density of prior samples, per model (a reference line)."""
@@ -186,7 +274,14 @@ class Catalog:
             label = 0 if model.num_classes else None
             z = latent.prior_mean(model).unsqueeze(0)
             x = latent.decode(model, z, label)
-            latent.encode(model, x, label)
+            if latent.inverts(model):
+                # One step of one restart runs the whole inversion code path (its first call
+                # pays seconds of lazy set-up) without the full budget's cost.
+                model.invert(x, restarts=1, steps=1)  # type: ignore[attr-defined]
+            else:
+                latent.encode(model, x, label)
             if model.latent_dim == 2:
                 self.test_codes(name)
+        for name in self.replayable():
+            self.replay(name)
         _ = self.typical_log_density

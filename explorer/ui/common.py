@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import gradio as gr
 import numpy as np
 import torch
 
+from .. import latent
 from ..images import ImageInputError, to_uint8
 from .catalog import Catalog
 
@@ -23,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 DECODE = {"concurrency_id": "decode", "concurrency_limit": 2}
 ENCODE = {"concurrency_id": "encode", "concurrency_limit": 1}
 LIGHT = {"concurrency_id": "light", "concurrency_limit": 4}
+# A replay that plays mostly sleeps between epochs; its own pool keeps players from holding
+# the light pool's slots (digit inputs, controls) for the length of a run.
+REPLAY = {"concurrency_id": "replay", "concurrency_limit": 8}
 
 BASE_MEAN, BASE_RANDOM, BASE_IMAGE = "prior mean", "random draw (seed)", "encoded image"
 
@@ -34,9 +39,28 @@ CSS = """
 """
 
 
+def _as_gr_error(err: ImageInputError | ValueError | KeyError) -> gr.Error:
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return gr.Error(message, print_exception=False)
+
+
 def user_errors(fn: F) -> F:
     """Turn the errors a person can cause (bad image, bad setting) into a `gr.Error` toast,
-    so the message reaches them and the session carries on."""
+    so the message reaches them and the session carries on. A generator stays a generator
+    (Gradio streams what it yields only when it can see that it is one)."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if inspect.isgeneratorfunction(target):
+
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except (ImageInputError, ValueError, KeyError) as err:
+                raise _as_gr_error(err) from None
+
+        return streaming  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,8 +69,7 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except (ImageInputError, ValueError, KeyError) as err:
-            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-            raise gr.Error(message, print_exception=False) from None
+            raise _as_gr_error(err) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -110,9 +133,12 @@ def model_info(catalog: Catalog, name: str) -> str:
     """Markdown: what the chosen model is, how it was trained, where its examples come from."""
     ckpt = catalog.get(name)
     model = ckpt.model
-    lines = [f"**{name}**: {ckpt.summary().split(': ', 1)[-1]}",
+    lines = [f"**{name}**: {catalog.label(name)}",
              f"latent dimensions: {model.latent_dim}"
              + (f"; conditional on {model.num_classes} classes" if model.num_classes else "")]
+    if latent.inverts(model):
+        lines.append("a GAN has no encoder: encoding an image means searching for its code by "
+                     "optimisation, which takes a second or two")
     command = ckpt.training.get("command")
     if command:
         lines.append(f"trained with `{command}`")

@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import images
-from . import compare, grid, interpolate, manifold
+from . import compare, grid, interpolate, manifold, replay
 from .catalog import Catalog
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
 from .grid import GridTab, fit_dims
@@ -79,6 +79,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 compare.build(catalog)
             with gr.Tab("2-D manifold"):
                 manifold.build(catalog)
+            with gr.Tab("Training replay"):
+                replay.build(catalog)
         model.change(user_errors(functools.partial(select_model, catalog)),
                      [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],

@@ -1,8 +1,9 @@
 """Interpolation tab: encode two digits and walk the code space from one to the other.
 
 Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip, the
-two endpoint reconstructions, the prior log-density along the lerp and slerp paths, and the
-strip as a PNG and an animated GIF to download.
+two endpoint reconstructions, the prior log-density along the lerp and slerp paths, the
+strip as a PNG and an animated GIF to download, and a note (for a GAN: how well the
+inversion that stands in for its encoder fitted the two digits; otherwise empty).
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ def density_table(catalog: Catalog, name: str, z0: torch.Tensor, z1: torch.Tenso
     })
 
 
+def inversion_note(name: str, errors: tuple[float, float]) -> str:
+    """Markdown for a GAN: the inversion's reconstruction error for the two digits, and why."""
+    return (f"**GAN inversion**: reconstruction MSE per pixel {errors[0]:.3f} (A) / {errors[1]:.3f} (B). "
+            f"{name} is a GAN, which has no encoder, so each code was found by optimisation: "
+            "gradient descent on z from several random starts, keeping the best fit. A large error "
+            "means the generator cannot draw that digit, and the strip starts and ends at its best try.")
+
+
 def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.ndarray | None,
                   image_b: np.ndarray | None, method: str, steps: Any, label: Any
-                  ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str, str]:
+                  ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str, str, str]:
     """Encode both digits, decode `steps` codes on the chosen path, and package the results."""
     model = catalog.model(name)
     if image_a is None or image_b is None:
@@ -52,16 +61,17 @@ def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.nda
     if method not in latent.METHODS:
         raise ValueError(f"Choose an interpolation method: {' or '.join(latent.METHODS)}.")
     y = label_or_none(catalog, name, label)
-    z0 = catalog.encode(name, images.prepare_digit(image_a), y)
-    z1 = catalog.encode(name, images.prepare_digit(image_b), y)
+    z0, error_a = catalog.encode_with_error(name, images.prepare_digit(image_a), y)
+    z1, error_b = catalog.encode_with_error(name, images.prepare_digit(image_b), y)
     path = latent.interpolate(model, z0, z1, steps, method)  # (steps, D)
     decoded = latent.decode(model, path, y)  # (steps, 1, 28, 28)
     ends = latent.decode(model, torch.stack([z0, z1]), y)  # the two reconstructions
     picture = images.strip(decoded)
     png = store.write(images.png_bytes(picture), f"{name}-{method}", ".png")
     gif = store.write(images.gif_bytes(images.frames(decoded)), f"{name}-{method}", ".gif")
+    note = inversion_note(name, (error_a, error_b)) if latent.inverts(model) else ""
     return (picture, digit_picture(ends[0]), digit_picture(ends[1]),
-            density_table(catalog, name, z0, z1, steps), png, gif)
+            density_table(catalog, name, z0, z1, steps), png, gif, note)
 
 
 def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown:
@@ -81,7 +91,7 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
         steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps")
         label = class_picker(catalog, model.value)
         run = gr.Button("Interpolate", variant="primary")
-    outputs = [None] * 6
+    outputs = [None] * 6 + [""]
     if model.value in catalog.models:
         outputs = list(interpolation(catalog, store, model.value, a.initial, b.initial, "slerp", 10, 0))
     strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
@@ -96,12 +106,13 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
     with gr.Row():
         png = gr.File(value=outputs[4], label="strip (PNG)")
         gif = gr.File(value=outputs[5], label="animation (GIF)")
+    note = gr.Markdown(outputs[6])
     gr.on(
         triggers=[run.click, model.change, method.input, steps.input, label.input,
                   a.preview.change, b.preview.change],
         fn=user_errors(functools.partial(interpolation, catalog, store)),
         inputs=[model, a.preview, b.preview, method, steps, label],
-        outputs=[strip, rec_a, rec_b, plot, png, gif],
+        outputs=[strip, rec_a, rec_b, plot, png, gif, note],
         api_name="interpolate", trigger_mode="always_last", show_progress="minimal", **ENCODE,
     )
     return label

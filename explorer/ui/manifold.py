@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from .. import images, latent
-from .catalog import Catalog
+from .catalog import SCATTER_POINTS, Catalog
 from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
 
 SIZE_RANGE = (5, 25)
@@ -24,6 +24,11 @@ COLUMNS = ("z0", "z1", "class")
 
 def scatter_table(catalog: Catalog, name: str) -> tuple[pd.DataFrame, str]:
     """Codes of the first test images with their class names, or an empty table and why."""
+    if latent.inverts(catalog.model(name)):
+        return (pd.DataFrame({c: [] for c in COLUMNS}),
+                f"{name} is a GAN: it has no encoder, and finding the codes of {SCATTER_POINTS} test "
+                "images by optimisation would take minutes, so there is no scatter of encoded images "
+                "here. The manifold picture shows what its generator makes.")
     found = catalog.test_codes(name)
     if found is None:
         note = catalog.data_note(name) or "no test set"

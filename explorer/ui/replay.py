@@ -1,0 +1,187 @@
+"""Training replay tab: a GAN's fixed-seed samples epoch by epoch, with their class histogram,
+so mode collapse can be watched as it happens.
+
+Every epoch, training drew the same 100 codes and stored what the generator made of them
+(`history["replay"]` in the checkpoint). A healthy GAN's grid sharpens while its histogram
+stays flat; a collapsing one makes one kind of digit per epoch, hopping between them.
+
+Endpoints:
+  `/replay_run`:   (model) -> the epoch slider (narrowed to the run, at its last epoch), that
+                   epoch's view (as `/replay_epoch`), classes covered per epoch, losses per epoch.
+  `/replay_epoch`: (model, epoch) -> the 10x10 sample grid, the class histogram, a summary.
+  `/replay_play`:  (model, epoch) -> streams (epoch, grid, histogram, summary) for every epoch
+                   from `epoch` to the last (from the first if `epoch` is the last), a short
+                   pause apart. The Stop button (and choosing another model) cancels it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Iterator
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from .. import images, metrics
+from .catalog import Catalog, Replay
+from .common import LIGHT, REPLAY, user_errors
+
+# Seconds between epochs while playing: long enough to take in a grid, short enough to see
+# collapse as motion.
+PAUSE_S = 0.7
+GRID_COLS = 10
+HIST_X, HIST_Y = "class", "samples"
+EPOCH, COVERED = "epoch", "classes covered"
+LOSS_Y, LOSS_SERIES = "value", "series"
+# Per-epoch history entries that are not training curves.
+NOT_CURVES = {"epoch", "seconds", "replay"}
+
+EXPLANATION = (
+    "After every training epoch the GAN drew the **same 100 codes** and stored the pictures. "
+    "Step through the epochs (or press Play) to watch its generator learn. The bars count which "
+    "class the data set's classifier sees in each picture: a healthy GAN keeps them level; a "
+    "**collapsing** GAN makes one or two kinds of digit per epoch and hops between them, because "
+    "its generator chases whatever its discriminator currently lets through."
+)
+
+
+def frame_index(replay: Replay, epoch: Any) -> int:
+    """Which stored frame shows `epoch`; a sentence naming the run's epochs if none does."""
+    if epoch is None or epoch == "":
+        raise ValueError("Choose an epoch.")
+    if int(epoch) not in replay.epochs:
+        raise ValueError(f"This run has epochs {replay.epochs[0]} to {replay.epochs[-1]}; "
+                         f"there is no epoch {int(epoch)}.")
+    return replay.epochs.index(int(epoch))
+
+
+def class_label(index: int, name: str) -> str:
+    """Bar label: the class name, numbered where it is a word, so sorting keeps class order."""
+    return name if name == str(index) else f"{index} {name}"
+
+
+def histogram_table(replay: Replay, i: int) -> pd.DataFrame:
+    """Samples per class at frame i (empty without a classifier)."""
+    if replay.scores is None:
+        return pd.DataFrame({HIST_X: [], HIST_Y: []})
+    return pd.DataFrame({HIST_X: [class_label(k, c) for k, c in enumerate(replay.classes)],
+                         HIST_Y: replay.scores[i]["class_histogram"]})
+
+
+def epoch_summary(catalog: Catalog, name: str, replay: Replay, i: int) -> str:
+    """Markdown: which epoch this is and its coverage, or why there is no histogram."""
+    n, k = replay.frames.shape[1], len(replay.classes)
+    head = f"**Epoch {replay.epochs[i]} of {replay.epochs[-1]}**, the same {n} codes every epoch."
+    if replay.scores is None:
+        dataset = catalog.get(name).dataset
+        return (f"{head} The class histogram needs the {dataset} classifier "
+                f"(`trained/{dataset}-classifier.safetensors`, made with "
+                f"`python -m train classifier --dataset {dataset}`), which is not loaded.")
+    scores = replay.scores[i]
+    share = 100 * metrics.COVERED_SHARE / k
+    return (f"{head} **{scores['classes_covered']}/{k} classes covered** (a class counts once it has "
+            f"{share:g}% of the samples); KL to uniform **{scores['kl_to_uniform']:.3f} nats** "
+            f"(0 when every class is drawn equally often, log {k} = {math.log(k):.2f} when all "
+            "samples are one class).")
+
+
+def epoch_view(catalog: Catalog, name: str, epoch: Any) -> tuple[Image.Image, pd.DataFrame, str]:
+    """The sample grid, class histogram and summary of one epoch."""
+    replay = catalog.replay(name)
+    i = frame_index(replay, epoch)
+    picture = images.mosaic(replay.frames[i], GRID_COLS, images.auto_scale(GRID_COLS))
+    return picture, histogram_table(replay, i), epoch_summary(catalog, name, replay, i)
+
+
+def coverage_table(replay: Replay) -> pd.DataFrame:
+    """Classes covered at every epoch (empty without a classifier)."""
+    if replay.scores is None:
+        return pd.DataFrame({EPOCH: [], COVERED: []})
+    return pd.DataFrame({EPOCH: replay.epochs, COVERED: [s["classes_covered"] for s in replay.scores]})
+
+
+def losses_table(catalog: Catalog, name: str) -> pd.DataFrame:
+    """Long table of every per-epoch training curve in the checkpoint's history."""
+    history = catalog.get(name).history
+    epochs = catalog.replay(name).epochs
+    rows = [(e, float(v), key) for key, values in history.items() if key not in NOT_CURVES
+            and isinstance(values, list) and len(values) == len(epochs)
+            and all(isinstance(v, (int, float)) for v in values)
+            for e, v in zip(epochs, values)]
+    return pd.DataFrame(rows, columns=[EPOCH, LOSS_Y, LOSS_SERIES])
+
+
+def run_view(catalog: Catalog, name: str) -> tuple[gr.Slider, Image.Image, pd.DataFrame, str,
+                                                    pd.DataFrame, pd.DataFrame]:
+    """Everything that changes with the model: the slider's range (at the last epoch), that
+    epoch's view, and the whole-run plots."""
+    replay = catalog.replay(name)
+    last = replay.epochs[-1]
+    slider = gr.Slider(minimum=replay.epochs[0], maximum=last, value=last)
+    return (slider, *epoch_view(catalog, name, last), coverage_table(replay), losses_table(catalog, name))
+
+
+def play(catalog: Catalog, name: str, epoch: Any) -> Iterator[tuple[int, Image.Image, pd.DataFrame, str]]:
+    """Each epoch's view in turn, from `epoch` (or the first, if `epoch` is the last) to the end."""
+    replay = catalog.replay(name)
+    start = frame_index(replay, epoch)
+    if start == len(replay.epochs) - 1:
+        start = 0
+    for i in range(start, len(replay.epochs)):
+        if i > start:
+            time.sleep(PAUSE_S)
+        yield (replay.epochs[i], *epoch_view(catalog, name, replay.epochs[i]))
+
+
+def default_replay(catalog: Catalog, names: list[str]) -> str:
+    """The collapsing plain GAN where there is one (the replay's best lesson), else the first."""
+    return next((n for n in names if catalog.model(n).name == "gan"), names[0])
+
+
+def build(catalog: Catalog) -> None:
+    """The tab's widgets and its `/replay_run`, `/replay_epoch` and `/replay_play` events."""
+    names = catalog.replayable()
+    if not names:
+        gr.Markdown("No checkpoint with a training replay is loaded. GAN training stores one: "
+                    "train a GAN with `python -m train dcgan ...` to watch it learn here.")
+        return
+    gr.Markdown(EXPLANATION)
+    start = default_replay(catalog, names)
+    replays = [catalog.replay(n) for n in names]
+    # The server checks slider values against this range, so it spans every run; choosing a
+    # model narrows it on the page (/replay_run).
+    lowest, highest = min(r.epochs[0] for r in replays), max(r.epochs[-1] for r in replays)
+    samples = max(r.frames.shape[1] for r in replays)
+    last = catalog.replay(start).epochs[-1]
+    # Not run_view: a gr.Slider made here, inside the Blocks, would be put on the page.
+    first = (last, *epoch_view(catalog, start, last), coverage_table(catalog.replay(start)),
+             losses_table(catalog, start))
+    with gr.Row():
+        model = gr.Dropdown(catalog.choices(names), value=start, label="GAN", scale=3)
+        epoch = gr.Slider(lowest, max(highest, lowest + 1), value=first[0], step=1, label="epoch",
+                          scale=3)
+        play_button = gr.Button("Play", variant="primary", scale=1)
+        stop_button = gr.Button("Stop", variant="stop", scale=1)
+    with gr.Row():
+        grid = gr.Image(value=first[1], label="the same 100 codes, decoded after this epoch", type="pil",
+                        format="png", interactive=False, scale=3, elem_id="replay-grid")
+        with gr.Column(scale=2):
+            histogram = gr.BarPlot(value=first[2], x=HIST_X, y=HIST_Y, sort="x", y_lim=[0, samples],
+                                   label="classes of the 100 samples (the data set's classifier)", height=280)
+            summary = gr.Markdown(first[3])
+    with gr.Row():
+        coverage = gr.LinePlot(value=first[4], x=EPOCH, y=COVERED, y_lim=[0, len(replays[0].classes)],
+                               label="classes covered, epoch by epoch", height=260)
+        losses = gr.LinePlot(value=first[5], x=EPOCH, y=LOSS_Y, color=LOSS_SERIES,
+                             label="training curves (history)", height=260)
+    view = [grid, histogram, summary]
+    playing = play_button.click(user_errors(functools.partial(play, catalog)), [model, epoch], [epoch, *view],
+                                api_name="replay_play", show_progress="hidden", **REPLAY)
+    stop_button.click(None, None, None, cancels=[playing])
+    model.change(user_errors(functools.partial(run_view, catalog)), model, [epoch, *view, coverage, losses],
+                 api_name="replay_run", cancels=[playing], **LIGHT)
+    epoch.input(user_errors(functools.partial(epoch_view, catalog)), [model, epoch], view,
+                api_name="replay_epoch", trigger_mode="always_last", show_progress="minimal", **LIGHT)
