@@ -180,7 +180,7 @@ def build(catalog: Catalog) -> None:
     view = [grid, histogram, summary]
     playing = play_button.click(user_errors(functools.partial(play, catalog)), [model, epoch], [epoch, *view],
                                 api_name="replay_play", show_progress="hidden", **REPLAY)
-    stop_button.click(None, None, None, cancels=[playing])
+    stop_button.click(None, None, None, cancels=[playing], api_name="replay_stop")
     model.change(user_errors(functools.partial(run_view, catalog)), model, [epoch, *view, coverage, losses],
                  api_name="replay_run", cancels=[playing], **LIGHT)
     epoch.input(user_errors(functools.partial(epoch_view, catalog)), [model, epoch], view,
