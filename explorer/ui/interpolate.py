@@ -96,6 +96,7 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
         outputs = list(interpolation(catalog, store, model.value, a.initial, b.initial, "slerp", 10, 0))
     strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                      interactive=False)
+    note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
                          interactive=False, height=190, width=170, elem_classes=["pixelated"])
@@ -106,7 +107,6 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
     with gr.Row():
         png = gr.File(value=outputs[4], label="strip (PNG)")
         gif = gr.File(value=outputs[5], label="animation (GIF)")
-    note = gr.Markdown(outputs[6])
     gr.on(
         triggers=[run.click, model.change, method.input, steps.input, label.input,
                   a.preview.change, b.preview.change],
