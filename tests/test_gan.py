@@ -79,7 +79,7 @@ def test_inversion_recovers_a_generated_image():
 def test_gan_training_records_a_replay_per_epoch(name, fake_data, tmp_path):
     out = tmp_path / f"{name}.safetensors"
     args = [name, "--dataset", "mnist", "--epochs", "2", "--out", str(out), "--data-dir", str(fake_data),
-            "--threads", "1", "--no-progress", "--set", "latent_dim=8", "channels=4"]
+            "--threads", "1", "--no-progress", "--state-dir", str(tmp_path), "--set", "latent_dim=8", "channels=4"]
     assert main(args) == 0
     ckpt = checkpoints.load(out)
     assert not ckpt.training["binarized"]  # GANs see grey images

@@ -174,7 +174,8 @@ def test_checkpoint_round_trip_gives_bit_identical_log_prob(key, tmp_path):
 def test_train_cli_writes_a_loadable_checkpoint_with_its_nll(fake_data, tmp_path):
     out = tmp_path / "mnist-pixelcnn.safetensors"
     rc = train_main(["pixelcnn", "--dataset", "mnist", "--epochs", "2", "--out", str(out), "--data-dir",
-                     str(fake_data), "--set", "channels=4", "layers=1", "--batch-size", "64", "--no-progress"])
+                     str(fake_data), "--set", "channels=4", "layers=1", "--batch-size", "64", "--no-progress",
+                     "--state-dir", str(out.parent)])
     assert rc == 0
     ckpt = checkpoints.load(out)
     assert ckpt.model.name == "pixelcnn" and ckpt.model.config["channels"] == 4
@@ -194,7 +195,7 @@ def test_train_cli_on_grey_data_256_levels_and_a_clear_error_for_binary_models(t
     data_dir = write_fake_dataset(tmp_path / "data", "fashion-mnist", n_train=64, n_test=16)
     out = tmp_path / "fashion-gated.safetensors"
     common = ["--dataset", "fashion-mnist", "--epochs", "1", "--out", str(out), "--data-dir", str(data_dir),
-              "--no-progress"]
+              "--no-progress", "--state-dir", str(out.parent)]
     assert train_main(["gated_pixelcnn", *common, "--set", "channels=4", "layers=1"]) == 2
     assert "output=categorical256" in capsys.readouterr().err
     assert not out.exists()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,8 @@ TINY_SET = ["hidden=16", "channels=4", "latent_dim=2"]
 
 def _args(data, out, epochs, *extra):
     return ["vae", "--dataset", "mnist", "--epochs", str(epochs), "--out", str(out), "--data-dir", str(data),
-            "--batch-size", "32", "--threads", "1", "--no-progress", "--set", *TINY_SET, *extra]
+            "--batch-size", "32", "--threads", "1", "--no-progress", "--state-dir", str(Path(out).parent),
+            "--set", *TINY_SET, *extra]
 
 
 def test_tiny_run_writes_a_complete_checkpoint(fake_data, tmp_path, capsys):
@@ -49,7 +51,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
     log = (tmp_path / "log.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "train", *_args(data, killed, epochs)],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    state = resume_path(killed)
+    state = resume_path(killed, tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if state.exists() and _epochs_done(state) >= 2:
@@ -97,7 +99,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(fake_d
 
     monkeypatch.setitem(families.RECIPES, "vae", families.Recipe(**{**real.__dict__, "step": poisoned_step}))
     cfg = RunConfig(model="vae", dataset="mnist", epochs=3, out=out, data_dir=str(fake_data), resume=True,
-                    batch_size=32, model_config={"hidden": 16, "channels": 4, "latent_dim": 2}, progress=False)
+                    batch_size=32, model_config={"hidden": 16, "channels": 4, "latent_dim": 2}, progress=False,
+                    state_dir=tmp_path)
     with pytest.raises(TrainingDiverged, match=r"loss \{'loss': nan\} at epoch 2, step 3.*checkpoint from epoch 1"):
         fit(cfg)
     assert out.read_bytes() == good

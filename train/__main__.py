@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>.resume.safetensors if present")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <state-dir>/<out stem>.resume.safetensors if present")
+    p.add_argument("--state-dir", type=Path, default=Path("runs"),
+                   help="where the resume state (optimizer, RNG, epoch) is kept (default: runs/)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                    help="train on dynamically binarized images (default: yes for mnist, no for fashion-mnist)")
     p.add_argument("--data-dir", help=f"folder of IDX files (default: ${DATA_ENV}, else download)")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     cfg = RunConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, out=a.out, model_config=parse_set(a.set),
                     batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, resume=a.resume,
-                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, progress=not a.no_progress,
+                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, progress=not a.no_progress,
                     command="python -m train " + shlex.join(argv))
     try:
         fit(cfg)

@@ -2,9 +2,10 @@
 
 After every epoch two files are written, each atomically:
   - `<out>`: the model and its metadata, ready to ship and to load in the app;
-  - `<out stem>.resume.safetensors`: the same weights plus optimizer state, RNG states and
-    the epoch counter, so `--resume` continues a run killed at any moment (even `kill -9`)
-    having lost at most the epoch in progress.
+  - `<state dir>/<out stem>.resume.safetensors` (default state dir `runs/`): the same weights
+    plus optimizer state, RNG states and the epoch counter, so `--resume` continues a run
+    killed at any moment (even `kill -9`) having lost at most the epoch in progress. It is
+    three times the model's size, so it stays out of `trained/` (and out of git).
 A NaN or infinite loss stops the run at once with a clear message; the files from the
 last good epoch stay as they were.
 """
@@ -46,12 +47,13 @@ class RunConfig:
     binarize: bool | None = None     # None: binarize MNIST, keep Fashion-MNIST grey
     data_dir: str | None = None
     limit: int | None = None         # use only the first N training images (quick runs)
+    state_dir: Path = Path("runs")   # where the resume state goes
     command: str = ""
     progress: bool = True
 
 
-def resume_path(out: Path) -> Path:
-    return out.with_name(out.name.removesuffix(".safetensors") + checkpoints.RESUME_SUFFIX)
+def resume_path(out: Path, state_dir: Path) -> Path:
+    return Path(state_dir) / (Path(out).name.removesuffix(".safetensors") + checkpoints.RESUME_SUFFIX)
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,7 +109,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         binarize = hp.pop("binarize", cfg.dataset == "mnist")
     hp.pop("binarize", None)
     device = pick_device(cfg.device)
-    out, state_file = Path(cfg.out), resume_path(Path(cfg.out))
+    out, state_file = Path(cfg.out), resume_path(Path(cfg.out), cfg.state_dir)
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.model_config).to(device)
@@ -187,7 +189,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
                     "train_images": n, "torch": torch.__version__, **hp}
         opt_tensors, opt_meta = _flatten_optimizers(opts)
         run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
-               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out)}}
+               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir)}}
         checkpoints.save_tensors(state_file, {
             **{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
             "rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle_gen.get_state(),
