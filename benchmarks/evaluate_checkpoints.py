@@ -12,9 +12,9 @@ stores the figures (and how they were measured) in each checkpoint's metadata, f
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,10 +25,15 @@ from . import report
 REPORT = report.REPORTS / "checkpoints.md"
 
 
+@functools.cache
+def _test_split(dataset: str, data_dir: str | None) -> data.Split:
+    return data.load_split(dataset, "test", data_dir)
+
+
 def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: int | None) -> dict:
     model = ckpt.model
     binary = bool(ckpt.training.get("binarized", ckpt.dataset == "mnist"))
-    test = data.load_split(ckpt.dataset, "test", data_dir)
+    test = _test_split(ckpt.dataset, data_dir)  # read once per data set, not per checkpoint
     x = data.fixed_binarized_test(test.images) if binary else data.to_float(test.images)
     y = test.labels if model.num_classes else None
     if limit:
@@ -50,24 +55,15 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--trained", type=Path, default=Path("trained"))
-    p.add_argument("--data-dir", help=f"IDX folder (default ${data.DATA_ENV}, else download)")
+    report.checkpoint_arguments(p, REPORT)
     p.add_argument("--k", type=int, default=1000, help="importance samples for the IW bound (0: skip)")
-    p.add_argument("--only", nargs="*", help="checkpoint names (without .safetensors) to evaluate")
     p.add_argument("--limit", type=int, help="use only the first N test images (quick looks, not for reports)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--write-metadata", action="store_true", help="store results in each checkpoint")
-    p.add_argument("--report", type=Path, default=REPORT)
     argv = sys.argv[1:] if argv is None else argv
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     rows = []
-    for path in checkpoints.checkpoint_files(a.trained):
-        name = path.name.removesuffix(".safetensors")
-        if a.only and name not in a.only:
-            continue
-        ckpt = checkpoints.load(path)
+    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, "latent"):
         if ckpt.model.name not in ("ae", "vae", "cvae"):
             continue  # other families have their own benchmarks
         result = evaluate(ckpt, a.data_dir, a.k, a.limit)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import shlex
 from pathlib import Path
 
 import torch
+
+from explorer import checkpoints, data
 
 REPORTS = Path(__file__).parent / "reports"
 
@@ -26,3 +29,24 @@ def write(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {path}")
+
+
+def checkpoint_arguments(p: argparse.ArgumentParser, report: Path) -> None:
+    """The options every benchmark over trained/ shares."""
+    p.add_argument("--trained", type=Path, default=Path("trained"), help="folder of checkpoints")
+    p.add_argument("--data-dir", help=f"IDX folder (default ${data.DATA_ENV}, else download)")
+    p.add_argument("--only", nargs="*", help="checkpoint names (without .safetensors) to include")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--write-metadata", action="store_true", help="store the results in each checkpoint")
+    p.add_argument("--report", type=Path, default=report, help="markdown report to write")
+
+
+def selected_checkpoints(folder: Path, only: list[str] | None, kind: str):
+    """(name, path, checkpoint) for each checkpoint of `kind` in `folder`, limited to `only` if given."""
+    for path in checkpoints.checkpoint_files(folder):
+        name = path.name.removesuffix(".safetensors")
+        if only and name not in only:
+            continue
+        ckpt = checkpoints.load(path)
+        if ckpt.model.kind == kind:
+            yield name, path, ckpt

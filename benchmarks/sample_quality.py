@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
@@ -31,25 +30,14 @@ HOW = ("{n} prior samples (seed 0) scored by trained/{dataset}-classifier.safete
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--trained", type=Path, default=Path("trained"))
-    p.add_argument("--data-dir")
+    report.checkpoint_arguments(p, REPORT)
     p.add_argument("--n", type=int, default=10_000, help="samples per model")
-    p.add_argument("--only", nargs="*")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--write-metadata", action="store_true")
-    p.add_argument("--report", type=Path, default=REPORT)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
 
     floors: dict[str, tuple] = {}
     rows = []
-    for path in checkpoints.checkpoint_files(a.trained):
-        name = path.name.removesuffix(".safetensors")
-        if a.only and name not in a.only:
-            continue
-        ckpt = checkpoints.load(path)
-        if ckpt.model.kind != "latent":
-            continue
+    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, "latent"):
         if ckpt.dataset not in floors:
             clf_path = a.trained / f"{ckpt.dataset}-classifier.safetensors"
             clf = checkpoints.load(clf_path).model
