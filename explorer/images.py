@@ -341,7 +341,7 @@ class GridGeometry:
 _FONT_CACHE: dict[int, Any] = {}
 
 
-def _font(size: int) -> Any:
+def font(size: int) -> Any:
     if size not in _FONT_CACHE:
         try:
             _FONT_CACHE[size] = ImageFont.load_default(size=size)
@@ -386,18 +386,18 @@ def _frame(rows: int, cols: int, scale: int,
     geo = grid_geometry(rows, cols, scale)
     picture = Image.new("L", (geo.width, geo.height), 255)
     draw = ImageDraw.Draw(picture)
-    font = _font(12 if geo.cell >= 40 else 10)
+    small = font(12 if geo.cell >= 40 else 10)
     label_every = max(1, int(np.ceil(40 / geo.cell)))  # skip labels that would overlap
     below = geo.top + rows * geo.cell + 3
     for j, text in enumerate(x_text):
         if j % label_every == 0 or j == cols - 1:
-            draw.text((geo.left + j * geo.cell + geo.cell // 2, below), text, fill=0, font=font, anchor="ma")
-    draw.text((geo.left + cols * geo.cell // 2, below + 18), x_name, fill=0, font=_font(13), anchor="ma")
+            draw.text((geo.left + j * geo.cell + geo.cell // 2, below), text, fill=0, font=small, anchor="ma")
+    draw.text((geo.left + cols * geo.cell // 2, below + 18), x_name, fill=0, font=font(13), anchor="ma")
     for i, text in enumerate(y_text):
         if i % label_every == 0 or i == rows - 1:
-            draw.text((geo.left - 4, geo.top + i * geo.cell + geo.cell // 2), text, fill=0, font=font,
+            draw.text((geo.left - 4, geo.top + i * geo.cell + geo.cell // 2), text, fill=0, font=small,
                       anchor="rm")
-    draw.text((4, geo.top), y_name, fill=0, font=_font(13), anchor="la")
+    draw.text((4, geo.top), y_name, fill=0, font=font(13), anchor="la")
     frame = np.asarray(picture)
     frame.setflags(write=False)
     return frame, geo

@@ -22,6 +22,13 @@ TINY = {"hidden": 16, "channels": 4}
 TINY_GAN = {"latent_dim": 8, "channels": 4}
 TINY_CLASSIFIER = {"channels": 4, "features": 16}
 REPLAY_EPOCHS = 3
+# Tiny autoregressive models: (file stem, model, config); the Fashion one is 8-bit.
+TINY_AUTOREGRESSIVE = {
+    "mnist-pixelcnn": ("pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3}),
+    "mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 2, "first_kernel": 3}),
+    "fashion-mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3,
+                                                        "output": "categorical256"}),
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -60,7 +67,7 @@ def fake_data(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_trained_dir(tmp_path_factory) -> Path:
     """A `trained/`-like folder with tiny random-weight latent models of every kind (a GAN with
-    a training replay among them) and a tiny MNIST classifier."""
+    a training replay among them), tiny autoregressive models and a tiny MNIST classifier."""
     from explorer import checkpoints
     from explorer.models import build
 
@@ -78,8 +85,13 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
         dataset = "fashion-mnist" if stem.startswith("fashion") else "mnist"
         checkpoints.save(folder / f"{stem}.safetensors", model, dataset=dataset,
                          metrics={"test_neg_elbo": 123.4, "headline": "test_neg_elbo"},
-                         training={"command": "tiny test model", "epochs": 0})
+                         training={"command": "tiny test model", "epochs": 0, "binarized": dataset == "mnist"})
     save_tiny_gan(folder / "mnist-dcgan.safetensors")
+    for stem, (name, cfg) in TINY_AUTOREGRESSIVE.items():
+        dataset = "fashion-mnist" if stem.startswith("fashion") else "mnist"
+        checkpoints.save(folder / f"{stem}.safetensors", build(name, cfg).eval(), dataset=dataset,
+                         metrics={"test_nll": 500.0, "headline": "test_nll"},
+                         training={"command": "tiny test model", "epochs": 0, "binarized": dataset == "mnist"})
     checkpoints.save(folder / "mnist-classifier.safetensors", build("classifier", TINY_CLASSIFIER).eval(),
                      dataset="mnist", metrics={"test_accuracy": 0.1, "headline": "test_accuracy"},
                      training={"command": "tiny test classifier", "epochs": 0})

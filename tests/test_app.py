@@ -30,9 +30,13 @@ from tests.test_images import png_with_size, seven
 ENDPOINTS = {
     "/select_model", "/grid", "/interpolate", "/compare", "/compare_controls", "/manifold",
     "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
-    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b")
+    "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",
+    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score")
       for source in ("example", "upload", "drawing")),
 }
+# Where each digit input's examples come from: a model's data set, or a data set by name.
+DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "complete": "mnist-pixelcnn",
+               "score": "mnist"}
 
 
 def picture(path: str) -> np.ndarray:
@@ -168,9 +172,9 @@ def test_every_digit_source_gives_a_28x28_preview(client, catalog, tmp_path: Pat
     seven((280, 280), width=18, mode="RGBA").save(drawing)
     upload = tmp_path / "photo.jpg"
     seven((900, 700), ink=(40, 40, 60), paper=(230, 225, 210), width=50).save(upload)
-    for slot in ("a", "b", "grid_image"):
+    for slot, source in DIGIT_SLOTS.items():
         calls = [
-            (f"/{slot}_from_example", ("mnist-vae", 3)),
+            (f"/{slot}_from_example", (source, 3)),
             (f"/{slot}_from_upload", (handle_file(str(upload)),)),
             (f"/{slot}_from_drawing", ({"background": None, "layers": [], "composite": handle_file(str(drawing))},)),
         ]

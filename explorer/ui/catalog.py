@@ -21,16 +21,18 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints, latent, metrics
+from .. import checkpoints, latent, metrics, sampling
 from ..checkpoints import Checkpoint, CheckpointError
 from ..data import DataError, Split, class_names, load_split, resolve_data_dir
-from ..models.base import LatentModel
+from ..models.base import AutoregressiveModel, LatentModel
 
 # Test images encoded for the scatter of a 2-D code space: enough to see the clusters,
 # few enough for the browser to draw quickly.
 SCATTER_POINTS = 2000
 # Encoded user images remembered (per model, image and class).
 ENCODE_CACHE = 256
+# Receptive fields remembered (per model, pixel and class): every pixel of four 28x28 models.
+FIELD_CACHE = 4 * 784
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Catalog:
         # (model, image hash, class) -> (code (D,), reconstruction MSE per pixel)
         self._encoded: OrderedDict[tuple[str, bytes, int | None], tuple[torch.Tensor, float]] = OrderedDict()
         self._replays: dict[str, Replay] = {}
+        self._fields: OrderedDict[tuple[str, int, int, int | None], torch.Tensor] = OrderedDict()
 
     # ---------------------------------------------------------------- building
 
@@ -101,7 +104,7 @@ class Catalog:
         test_sets: dict[str, Split] = {}
         data_notes: dict[str, str] = {}
         folder_for_data = resolve_data_dir(data_dir)
-        for dataset in sorted({c.dataset for c in models.values()}):
+        for dataset in sorted({c.dataset for c in (*models.values(), *autoregressive.values())}):
             if folder_for_data is None and not download:
                 data_notes[dataset] = "no data folder given and downloads are off"
                 continue
@@ -128,7 +131,7 @@ class Catalog:
         features, classes covered) where the benchmark has stored it: a GAN has no likelihood,
         and its training losses say little about its samples. Otherwise the file's headline.
         """
-        ckpt = self.get(name)
+        ckpt = self.checkpoint(name)
         scores = ckpt.metrics
         if latent.inverts(ckpt.model) and "frechet_distance" in scores:
             scores = {**scores, "headline": "frechet_distance"}
@@ -147,9 +150,29 @@ class Catalog:
     def model(self, name: str | None) -> LatentModel:
         return self.get(name).model  # type: ignore[return-value]
 
+    @property
+    def ar_names(self) -> list[str]:
+        """The autoregressive models (PixelCNN, PixelRNN), for the pixel and likelihood tabs."""
+        return list(self.autoregressive)
+
+    def ar_model(self, name: str | None) -> AutoregressiveModel:
+        if not name or name not in self.autoregressive:
+            known = ", ".join(self.ar_names) or "none"
+            raise ValueError(f"Unknown autoregressive model {name!r}. Available: {known}.")
+        return self.autoregressive[name].model  # type: ignore[return-value]
+
+    def checkpoint(self, name: str | None) -> Checkpoint:
+        """Any served model's checkpoint, latent or autoregressive."""
+        if name and name in self.autoregressive:
+            return self.autoregressive[name]
+        if name and name in self.models:
+            return self.models[name]
+        known = ", ".join([*self.names, *self.ar_names]) or "none"
+        raise ValueError(f"Unknown model {name!r}. Available models: {known}.")
+
     def classes(self, name: str) -> list[str]:
         """Class names of the model's data set (what a conditional model's label means)."""
-        return class_names(self.get(name).dataset)
+        return class_names(self.checkpoint(name).dataset)
 
     def widest(self) -> int:
         """The largest code size among the models (at least 2, the least a grid needs)."""
@@ -160,10 +183,10 @@ class Catalog:
         return [n for n, c in self.models.items() if c.model.latent_dim == 2]
 
     def test_set(self, name: str) -> Split | None:
-        return self.test_sets.get(self.get(name).dataset)
+        return self.test_sets.get(self.checkpoint(name).dataset)
 
     def data_note(self, name: str) -> str:
-        dataset = self.get(name).dataset
+        dataset = self.checkpoint(name).dataset
         return self.data_notes.get(dataset, "") if dataset not in self.test_sets else ""
 
     # ---------------------------------------------------------------- examples
@@ -175,17 +198,27 @@ class Catalog:
         model itself (seeded by `index`), so the app works with no data at all.
         """
         index = int(index)
-        split = self.test_set(name)
-        if split is not None:
-            index %= len(split)
-            label = int(split.labels[index])
-            image = split.images[index].float().div(255.0).unsqueeze(0)
-            return image, label, f"test image #{index}: {split.classes[label]}"
-        model = self.model(name)
+        ckpt = self.checkpoint(name)
+        if ckpt.dataset in self.test_sets:
+            return self.dataset_example(ckpt.dataset, index)
+        model = ckpt.model
         label = index % model.num_classes if model.num_classes else None
-        z = latent.seeded_code(model, index).unsqueeze(0)
-        image = latent.decode(model, z, label)[0]
+        if isinstance(model, LatentModel):
+            image = latent.decode(model, latent.seeded_code(model, index).unsqueeze(0), label)[0]
+        else:
+            image = sampling.sample(model, 1, y=label, generator=torch.Generator().manual_seed(index))[0]
         return image, label, f"no test images available; a sample from {name} (seed {index})"
+
+    def dataset_example(self, dataset: str, index: int) -> tuple[torch.Tensor, int | None, str]:
+        """Test image number `index` of a data set: (image (1, 28, 28) in [0, 1], class, caption)."""
+        split = self.test_sets.get(dataset)
+        if split is None:
+            why = self.data_notes.get(dataset, "no model of that data set is loaded")
+            raise ValueError(f"No {dataset} test images here ({why}); upload or draw an image instead.")
+        index = int(index) % len(split)
+        label = int(split.labels[index])
+        image = split.images[index].float().div(255.0).unsqueeze(0)
+        return image, label, f"{dataset} test image #{index}: {split.classes[label]}"
 
     def encode(self, name: str, image: torch.Tensor, label: int | None = None) -> torch.Tensor:
         """Code (D,) of one image (1, 28, 28); see `encode_with_error`."""
@@ -261,6 +294,24 @@ class Catalog:
             self._replays[name] = found
         return found
 
+    # ---------------------------------------------------------------- autoregressive models
+
+    def receptive_field(self, name: str, row: int, col: int, label: int | None = None) -> torch.Tensor:
+        """Which pixels the prediction at (row, col) depends on, (H, W) in [0, 1], remembered:
+        it depends only on the model and the position, not on the image being generated."""
+        key = (name, int(row), int(col), label)
+        with self._lock:
+            if key in self._fields:
+                self._fields.move_to_end(key)
+                return self._fields[key]
+        field = sampling.receptive_field(self.ar_model(name), int(row), int(col), label,
+                                         generator=torch.Generator().manual_seed(0))
+        with self._lock:
+            self._fields[key] = field
+            while len(self._fields) > FIELD_CACHE:
+                self._fields.popitem(last=False)
+        return field
+
     @functools.cached_property
     def typical_log_density(self) -> dict[str, float]:
         """Average prior log-density of prior samples, per model (a reference line)."""
@@ -284,4 +335,8 @@ class Catalog:
                 self.test_codes(name)
         for name in self.replayable():
             self.replay(name)
+        for name, ckpt in self.autoregressive.items():
+            label = 0 if ckpt.model.num_classes else None
+            sampling.sample(ckpt.model, 1, y=label, generator=torch.Generator().manual_seed(0))
+            self.receptive_field(name, *(s // 2 for s in ckpt.model.data_shape[1:]), label)
         _ = self.typical_log_density

@@ -76,7 +76,7 @@ def user_errors(fn: F) -> F:
 
 def label_or_none(catalog: Catalog, name: str, label: Any) -> int | None:
     """The class to condition on: None for an unconditional model, else an int (default 0)."""
-    if catalog.model(name).num_classes == 0:
+    if catalog.checkpoint(name).model.num_classes == 0:
         return None
     if label is None or label == "":
         return 0
@@ -93,7 +93,8 @@ def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.
     updates the existing one. Custom values are allowed so an API caller can pass a class
     index for any conditional model (the server-side choices follow the first model).
     """
-    conditional = bool(name) and name in catalog.models and catalog.model(name).num_classes > 0
+    conditional = (bool(name) and (name in catalog.models or name in catalog.autoregressive)
+                   and catalog.checkpoint(name).model.num_classes > 0)
     if not conditional:
         return gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False,
                            allow_custom_value=True)

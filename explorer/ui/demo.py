@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import images
-from . import compare, grid, interpolate, manifold, replay
+from . import compare, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
 from .grid import GridTab, fit_dims
@@ -61,7 +61,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
     start = default_model(catalog)
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\nPick a model, walk its code space, encode your own digits and "
-                    "interpolate between them.")
+                    "interpolate between them; watch PixelCNN and PixelRNN draw pixel by pixel, and ask "
+                    "how surprised each model is by an image.")
         gr.Markdown(notices_markdown(catalog), elem_classes=["notice"], visible=bool(notices_markdown(catalog)))
         if start is None:
             gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")
@@ -81,6 +82,10 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 manifold.build(catalog)
             with gr.Tab("Training replay"):
                 replay.build(catalog)
+            with gr.Tab("Pixel by pixel"):
+                pixels.build(catalog)
+            with gr.Tab("Likelihood"):
+                likelihood.build(catalog)
         model.change(user_errors(functools.partial(select_model, catalog)),
                      [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 import gradio as gr
 import numpy as np
@@ -36,11 +38,16 @@ class DigitInput:
     initial: np.ndarray | None  # the preview's starting picture, (28, 28) uint8
 
 
-def example_digit(catalog: Catalog, model: str, index: float | None) -> tuple[np.ndarray, str]:
-    """Test image number `index` of the model's data set (or a model sample without data)."""
+# (source, index) -> (image (1, 28, 28) in [0, 1], class or None, caption); `Catalog.example`
+# takes a model name as the source, `Catalog.dataset_example` a data set.
+ExampleSource = Callable[[str, int], tuple[torch.Tensor, int | None, str]]
+
+
+def example_digit(example: ExampleSource, source: str, index: float | None) -> tuple[np.ndarray, str]:
+    """Test image number `index` from `source` (a model's data set, or a sample without data)."""
     if index is None:
         raise ValueError("Enter the number of a test image.")
-    image, _, caption = catalog.example(model, int(index))
+    image, _, caption = example(source, int(index))
     return digit_picture(image), caption
 
 
@@ -55,14 +62,18 @@ def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
 
 
 def digit_input(catalog: Catalog, model: gr.Dropdown, slot: str, title: str,
-                default_index: int = 0) -> DigitInput:
+                default_index: int = 0, example: ExampleSource | None = None) -> DigitInput:
     """Build the widgets of one digit input and wire its three sources to the preview.
 
-    `model` is the dropdown whose data set the examples come from; the preview starts at
-    example `default_index` of the dropdown's initial model.
+    `model` is the dropdown whose data set the examples come from (`example` turns its value
+    and an index into a picture; by default `catalog.example`, which takes model names); the
+    preview starts at example `default_index` of the dropdown's initial value.
     """
-    start = model.value if model.value in catalog.models else None
-    initial, caption = example_digit(catalog, start, default_index) if start else (None, "")
+    example = example or catalog.example
+    try:
+        initial, caption = example_digit(example, model.value, default_index)
+    except ValueError as err:  # no such model or no test images: start empty, say why
+        initial, caption = None, str(err)
     with gr.Group():
         gr.Markdown(f"**{title}**")
         with gr.Tabs():
@@ -84,7 +95,7 @@ def digit_input(catalog: Catalog, model: gr.Dropdown, slot: str, title: str,
                            image_mode="L", type="numpy", format="png", interactive=False,
                            height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview")
         note = gr.Markdown(caption)
-    index.change(user_errors(functools.partial(example_digit, catalog)), [model, index],
+    index.change(user_errors(functools.partial(example_digit, example)), [model, index],
                  [preview, note], api_name=f"{slot}_from_example", trigger_mode="always_last", **LIGHT)
     upload.upload(user_errors(uploaded_digit), upload, [preview, note],
                   api_name=f"{slot}_from_upload", **LIGHT)

@@ -1,0 +1,175 @@
+"""Likelihood tab: how surprised is each model by an image?
+
+An autoregressive model gives the exact -log p(x) of an image, and it splits into one term
+per pixel: -log p(x_i | x_<i). The tab scores one image (a test example, an upload or a
+drawing) under every autoregressive model, and under each VAE trained on binarized data an
+importance-weighted upper bound on the same quantity; it shows each autoregressive model's
+per-pixel terms as a heat map and says how to read the numbers.
+
+A binary model scores the image thresholded at 0.5 and an 8-bit model its 256 grey levels,
+so the two kinds answer different questions and their bits per dimension differ in scale
+(at most 1 bit a pixel for a uniform binary guess, 8 for an 8-bit one). Each model is
+compared with its own average over its test set.
+
+Endpoints:
+  `/likelihood`: (image) -> the table, the heat maps (gallery), a reading.
+  `/score_source`: (data set, index) -> that data set's test image (preview, caption).
+  `/score_from_example|upload|drawing`: the image to score (see `digits`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .. import images, metrics, pictures
+from ..models.base import AutoregressiveModel
+from .catalog import Catalog
+from .common import DECODE, user_errors
+from .digits import digit_input, example_digit
+from .pixels import as_model_input
+
+# Importance samples for a VAE's bound on one image: tight to a fraction of a nat, and quick.
+VAE_SAMPLES = 100
+# Heat-map colour scales in nats: a binary pixel at p = 0.01 (4.6 nats) is about as
+# surprising as pixels get; for 8 bits, ln 256 is the cost of a uniform guess.
+HEAT_MAX = {"bernoulli": 4.6, "categorical256": round(math.log(256), 2)}
+COLUMNS = ["model", "trained on", "scores the image as", "-log p(x), nats", "bits per pixel",
+           "its test average, nats", "x its test average"]
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    dataset: str
+    scored_as: str
+    nats: float
+    test_average: float | None
+    pixel_nll: torch.Tensor | None   # (H, W) per-pixel terms (autoregressive models only)
+    scored: torch.Tensor             # (1, H, W) the image as the model saw it
+    output_kind: str
+
+    @property
+    def bits_per_pixel(self) -> float:
+        return metrics.nats_to_bits_per_dim(self.nats, self.scored.numel())
+
+    @property
+    def ratio(self) -> float | None:
+        return self.nats / self.test_average if self.test_average else None
+
+
+def vae_test_average(values: dict[str, Any]) -> float | None:
+    """The VAE's best stored test figure: the tightest importance-weighted bound, else its ELBO."""
+    bounds = sorted((int(k.rsplit("k", 1)[1]), v) for k, v in values.items()
+                    if k.startswith("test_iw_nll_k") and k.rsplit("k", 1)[1].isdigit())
+    return float(bounds[-1][1]) if bounds else values.get("test_neg_elbo")
+
+
+def scorable_vaes(catalog: Catalog) -> list[str]:
+    """Unconditional VAEs trained on binarized images: their bound is on the same -log p(x)."""
+    return [n for n, c in catalog.models.items()
+            if getattr(c.model, "variational", False) and c.model.num_classes == 0
+            and c.training.get("binarized") is True and hasattr(c.model, "decode_logits")]
+
+
+@torch.no_grad()
+def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
+    """The image (1, H, W) in [0, 1] under every autoregressive model and scorable VAE."""
+    out = []
+    for name, ckpt in catalog.autoregressive.items():
+        model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
+        if model.num_classes:
+            continue  # a conditional model's p(x | y) answers another question
+        x = as_model_input(model, image).unsqueeze(0)
+        nll = model.pixel_nll(x)[0, 0]
+        how = "binary (threshold 0.5)" if model.output_kind == "bernoulli" else "256 grey levels"
+        out.append(Score(name, ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll, x[0],
+                         model.output_kind))
+    for name in scorable_vaes(catalog):
+        ckpt = catalog.get(name)
+        x = (image >= 0.5).float().unsqueeze(0)
+        bound = float(metrics.importance_weighted_nll(ckpt.model, x, k=VAE_SAMPLES, progress=False)[0])
+        out.append(Score(name, ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
+                         vae_test_average(ckpt.metrics), None, x[0], "bernoulli"))
+    return out
+
+
+def table(found: list[Score]) -> pd.DataFrame:
+    rows = [[s.name, s.dataset, s.scored_as, round(s.nats, 2), round(s.bits_per_pixel, 4),
+             None if s.test_average is None else round(s.test_average, 2),
+             None if s.ratio is None else round(s.ratio, 2)] for s in found]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def heat_maps(found: list[Score]) -> list[tuple[Image.Image, str]]:
+    """One picture per autoregressive model: the image as scored beside its per-pixel NLL."""
+    return [(pictures.heat_map(s.pixel_nll, s.scored, HEAT_MAX[s.output_kind], "nats"),
+             f"{s.name}: {s.nats:.1f} nats; hottest pixel {float(s.pixel_nll.max()):.2f} nats")
+            for s in found if s.pixel_nll is not None]
+
+
+def reading(found: list[Score]) -> str:
+    """A few sentences on what these numbers say about this image."""
+    if not found:
+        return "No model here gives a likelihood: load a PixelCNN, PixelRNN or VAE checkpoint."
+    text = ["**How to read this.** -log p(x) is how many nats a model needs to encode the image "
+            "(1 nat = 1.44 bits): the more surprised the model, the higher. Compare each model with its own "
+            "test average: the last column is this image's cost as a multiple of it. The heat maps show "
+            "*where* the cost arises: bright pixels surprised the model."]
+    rated = [s for s in found if s.ratio is not None]
+    if rated:
+        worst = max(rated, key=lambda s: s.ratio)
+        best = min(rated, key=lambda s: s.ratio)
+        if worst.ratio > 2:
+            text.append(f"Under **{worst.name}** (trained on {worst.dataset}) it costs **{worst.ratio:.1f}x** a "
+                        "typical test image: that model has rarely seen anything like it, as with a "
+                        "Fashion-MNIST item under an MNIST model.")
+        if best.ratio < 1:
+            text.append(f"Under **{best.name}** it costs less than a typical test image ({best.ratio:.2f}x). "
+                        "Clean, simple shapes are cheap; note too that the binary test sets are binarized "
+                        "at random, which adds speckle that costs nats, while this image was thresholded.")
+        elif worst.ratio <= 2:
+            text.append("Every model finds it roughly as likely as its own test data.")
+    if any(s.pixel_nll is None for s in found):
+        text.append("A VAE's figure is an upper bound on -log p(x) (importance-weighted, so only slightly "
+                    "above the true value); it does not split into per-pixel terms.")
+    return "  \n".join(text)
+
+
+def likelihood(catalog: Catalog, picture: np.ndarray | None) -> tuple[pd.DataFrame, list, str]:
+    if picture is None:
+        raise ValueError("Pick, upload or draw an image to score.")
+    found = score(catalog, images.prepare_digit(np.asarray(picture)))
+    return table(found), heat_maps(found), reading(found)
+
+
+def build(catalog: Catalog) -> None:
+    datasets = sorted({c.dataset for c in catalog.autoregressive.values()} | set(catalog.test_sets))
+    if not catalog.autoregressive and not scorable_vaes(catalog):
+        gr.Markdown("No model with a likelihood is loaded. Train a PixelCNN with `python -m train pixelcnn ...`.")
+        return
+    gr.Markdown("Score an image under every model with a likelihood. An MNIST model meeting a Fashion-MNIST "
+                "item (or your drawing of a cat) is surprised, and the heat map shows where.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            source = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="examples from")
+            digit = digit_input(catalog, source, "score", "Image to score", example=catalog.dataset_example)
+        with gr.Column(scale=2):
+            first = likelihood(catalog, digit.initial) if digit.initial is not None else None
+            scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
+                                  label="-log p(x) of this image under each model", interactive=False)
+            maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
+                              columns=2, height="auto", object_fit="contain")
+            text = gr.Markdown(first[2] if first else "")
+    source.change(user_errors(functools.partial(example_digit, catalog.dataset_example)), [source, digit.index],
+                  [digit.preview, digit.caption], api_name="score_source", **DECODE)
+    digit.preview.change(user_errors(functools.partial(likelihood, catalog)), digit.preview, [scores, maps, text],
+                         api_name="likelihood", trigger_mode="always_last", **DECODE)

@@ -1,0 +1,232 @@
+"""The pixel-by-pixel and likelihood tabs: their pictures, and their endpoints driven through
+gradio_client (streaming and Stop included), checked against the sampler and the models."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from explorer import images, pictures, sampling
+from explorer.ui import pixels
+
+SEED = 3
+
+
+def rgb(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def frame_tiles(path: str, n: int, side: int = 28) -> np.ndarray:
+    """Cut a served generation frame back into (n, side, side, 3): each pixel's block centre."""
+    arr = rgb(path)
+    cols = pictures.grid_columns(n)
+    scale = max(2, min(12, pixels.FRAME_SIDE // (cols * side)))
+    cell = side * scale + pictures.GAP
+    centre = np.arange(side) * scale + scale // 2
+    return np.stack([arr[(k // cols) * cell + centre][:, (k % cols) * cell + centre] for k in range(n)])
+
+
+def reference_step(model, n: int, index: int, **kwargs) -> sampling.PixelStep:
+    for step in sampling.sample_stream(model, n, generator=torch.Generator().manual_seed(SEED), **kwargs):
+        if step.index == index:
+            return step
+    raise AssertionError
+
+
+def expected_colours(step: sampling.PixelStep, given: torch.Tensor | None = None) -> np.ndarray:
+    grey = images.to_uint8(step.image)                                     # (N, H, W)
+    out = np.repeat(grey[..., None], 3, axis=-1)
+    height, width = grey.shape[1:]
+    later = (np.arange(height * width) > step.index).reshape(height, width)
+    if given is not None:
+        later &= ~given.numpy()
+    out[:, later] = pictures.UNDECIDED
+    return out
+
+
+def view_args(name="mnist-pixelcnn", samples=4, temperature=1.0, given_rows=0, image=None, label=None):
+    return (name, samples, temperature, SEED, given_rows, image, label)
+
+
+# ------------------------------------------------------------------------ pictures
+
+
+def test_generation_frame_marks_later_pixels_and_the_current_one():
+    image = torch.rand(6, 1, 28, 28)
+    picture = np.asarray(pictures.generation_frame(image, 100, scale=4))
+    cols = pictures.grid_columns(6)
+    assert cols == 3 and picture.shape == (2 * 28 * 4 + 2, 3 * 28 * 4 + 4, 3)
+    row, col = divmod(100, 28)
+    top, left = row * 4, col * 4
+    assert (picture[top, left + 1] == pictures.MARK).all()                  # the outline
+    assert (picture[27 * 4 + 2, 27 * 4 + 2] == pictures.UNDECIDED).all()   # the last pixel: not drawn yet
+    v = int(images.to_uint8(image[0, 0, 0, 0]))
+    assert (picture[2, 2] == v).all()                                       # pixel 0 as it is
+
+
+def test_field_regions_split_the_unseen_earlier_pixels():
+    # A PixelCNN-like field at (5, 5): a triangle up-left within 2 rows / 3 columns.
+    field = torch.zeros(10, 10)
+    for r in range(3, 6):
+        for c in range(2, 6 + (5 - r)):
+            if (r, c) < (5, 5):
+                field[r, c] = 1.0
+    field[5, 2:5] = 0.5
+    counts = pictures.field_counts(field, 5, 5)
+    seen, blind, far = pictures.field_regions(field, 5, 5)
+    assert counts.earlier == 55 and counts.seen == int((field > 0).sum())
+    assert counts.seen + counts.blind + counts.out_of_reach == counts.earlier
+    assert blind[3, 8] and not blind[0, 0] and far[0, 0] and far[5, 0]
+    full = torch.ones(10, 10)
+    assert pictures.field_counts(full, 5, 5).blind == 0
+
+
+def test_heat_colours_run_from_black_to_pale_yellow():
+    colours = pictures.heat_colours(np.array([0.0, 2.0, 4.0, 100.0]), vmax=4.0)
+    assert (colours[0] == pictures.HEAT_ANCHORS[0]).all() and (colours[2] == pictures.HEAT_ANCHORS[-1]).all()
+    assert (colours[3] == colours[2]).all()            # clipped above the scale
+    assert colours.sum(1)[0] < colours.sum(1)[1] < colours.sum(1)[2]
+
+
+# ------------------------------------------------------------------------ pixel tab
+
+
+def test_pixel_view_matches_the_sampler(client, catalog):
+    model = catalog.ar_model("mnist-pixelcnn")
+    picture, dist, field, status = client.predict(*view_args(), 300, api_name="/pixel_view")
+    step = reference_step(model, 4, 300)
+    assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
+    assert f"p(white) = **{float(step.probs[0, 0]):.3f}**" in status
+    assert "Pixel 301 of 784" in status and "(row 10, column 20)" in status
+    assert rgb(dist).shape == (190, 380, 3) and rgb(field).shape == (28 * 8, 28 * 8, 3)
+
+
+def test_pixel_receptive_field_shows_the_blind_spot_and_its_fix(client):
+    # The tiny PixelCNN (3x3 type A, one 3x3 type B) misses the pixel up-right; gated does not.
+    *_, plain = client.predict(*view_args(), 300, api_name="/pixel_view")
+    *_, gated = client.predict(*view_args("mnist-gated_pixelcnn"), 300, api_name="/pixel_view")
+    assert "blind spot" in plain and "lie in its **blind spot**" in plain
+    assert "lie in its **blind spot**" not in gated and "no blind spot" in gated
+
+
+def test_next_and_previous_pixel_stay_inside_the_image(client, catalog):
+    position, picture, *_ = client.predict(*view_args(), 41, api_name="/pixel_next")
+    assert position == 42
+    step = reference_step(catalog.ar_model("mnist-pixelcnn"), 4, 42)
+    assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
+    position, *_ = client.predict(*view_args(), 0, api_name="/pixel_previous")
+    assert position == 0
+    position, *_ = client.predict(*view_args(), 783, api_name="/pixel_next")
+    assert position == 783
+
+
+def test_play_streams_frames_to_the_finished_samples(client, catalog):
+    job = client.submit(*view_args(samples=2), 700, 20, api_name="/pixel_play")
+    frames = list(job)
+    positions = [f[0] for f in frames]
+    assert positions == [720, 740, 760, 780, 783]
+    finished = sampling.sample(catalog.ar_model("mnist-pixelcnn"), 2, generator=torch.Generator().manual_seed(SEED))
+    tiles = frame_tiles(frames[-1][1], 2)
+    assert np.array_equal(tiles[..., 0], images.to_uint8(finished))
+    # From the last pixel, Play starts again at the first.
+    first = next(iter(client.submit(*view_args(samples=1), 783, 112, api_name="/pixel_play")))
+    assert first[0] == 111
+
+
+def test_stop_cancels_a_stream_and_the_app_goes_on(client):
+    job = client.submit(*view_args(samples=1), 0, 1, api_name="/pixel_play")   # 783 frames at 15 a second
+    deadline = time.monotonic() + 20
+    while len(job.outputs()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    time.sleep(1.0)
+    seen = len(job.outputs())
+    assert 3 <= seen < 100
+    time.sleep(0.5)
+    assert len(job.outputs()) == seen                   # nothing more arrives
+    position, *_ = client.predict(*view_args(), 5, api_name="/pixel_next")
+    assert position == 6
+
+
+def test_completion_keeps_the_given_rows(client, catalog):
+    preview, _ = client.predict("mnist-pixelcnn", 2, api_name="/complete_from_example")
+    given = np.asarray(Image.open(preview)) >= 128                        # thresholded at 0.5
+    picture, _, _, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 783,
+                                           api_name="/pixel_view")
+    tiles = frame_tiles(picture, 3)[..., 0]
+    for tile in tiles:
+        assert np.array_equal(tile[:10] == 255, given[:10])
+    model = catalog.ar_model("mnist-pixelcnn")
+    x = torch.from_numpy(given).float()[None]
+    mask = sampling.top_rows_mask(model, 10)
+    done = sampling.sample(model, 3, generator=torch.Generator().manual_seed(SEED), known=x, known_mask=mask)
+    assert np.array_equal(tiles, images.to_uint8(done))
+    # At a given pixel the summary says so.
+    *_, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 50,
+                                api_name="/pixel_view")
+    assert "**given**" in status
+
+
+def test_an_8bit_model_shows_a_histogram_over_grey_levels(client, catalog):
+    info, picker, slider, picture, dist, field, status = client.predict(
+        *view_args("fashion-mnist-gated_pixelcnn", samples=1), 783, api_name="/pixel_model")
+    assert "256 grey levels" in info and slider["maximum"] == 783 and picker["visible"] is False
+    step = reference_step(catalog.ar_model("fashion-mnist-gated_pixelcnn"), 1, 783)
+    level = int(round(float(step.image[0, 0, 27, 27]) * 255))
+    assert f"drew level **{level}**" in status and "entropy" in status
+
+
+def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog):
+    with pytest.raises(AppError, match="less than minimum value 1"):      # the slider's own check
+        client.predict(*view_args(samples=0), 5, api_name="/pixel_view")
+    with pytest.raises(AppError, match="less than minimum value 0.05"):
+        client.predict(*view_args(temperature=0), 5, api_name="/pixel_view")
+    # The same checks behind the sliders, for callers of the library function.
+    with pytest.raises(ValueError, match="between 1 and 16 samples"):
+        pixels.request(catalog, *view_args(samples=17))
+    with pytest.raises(ValueError, match="temperature must lie"):
+        pixels.request(catalog, *view_args(temperature=3.0))
+    with pytest.raises(AppError, match="Pick, upload or draw an image to complete"):
+        client.predict(*view_args(given_rows=5), 5, api_name="/pixel_view")
+    with pytest.raises(ValueError, match="Pixels per frame"):
+        next(pixels.play(catalog, *view_args(), 5, 0))
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")
+
+
+# ------------------------------------------------------------------------ likelihood tab
+
+
+def test_likelihood_table_matches_the_models(client, catalog):
+    preview, caption = client.predict("mnist", 5, api_name="/score_source")
+    assert "mnist test image #5" in caption
+    table, gallery, text = client.predict(handle_file(preview), api_name="/likelihood")
+    rows = {r[0]: r for r in table["data"]}
+    assert set(rows) == {"mnist-pixelcnn", "mnist-gated_pixelcnn", "fashion-mnist-gated_pixelcnn", "mnist-vae",
+                         "mnist-vae2d"}
+    x = images.prepare_digit(np.asarray(Image.open(preview)))
+    for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn"):
+        expected = -float(catalog.ar_model(name).log_prob((x >= 0.5).float()[None]).detach())
+        assert rows[name][3] == pytest.approx(expected, abs=0.01)
+        assert rows[name][4] == pytest.approx(expected / (784 * math.log(2)), abs=1e-4)
+        assert rows[name][6] == pytest.approx(expected / 500.0, abs=0.01)
+    fashion = catalog.ar_model("fashion-mnist-gated_pixelcnn")
+    assert rows["fashion-mnist-gated_pixelcnn"][3] == pytest.approx(
+        -float(fashion.log_prob((torch.round(x * 255) / 255)[None]).detach()), abs=0.01)
+    assert rows["mnist-vae"][2].startswith("binary; VAE bound")
+    assert len(gallery) == 3 and all(rgb(g["image"]).shape[0] > 28 * 6 for g in gallery)
+    assert "How to read this" in text
+
+
+def test_likelihood_without_an_image_or_data_says_why(client):
+    with pytest.raises(AppError, match="No fashion-mnist test images"):
+        client.predict("fashion-mnist", 0, api_name="/score_source")
+    with pytest.raises(AppError, match="Pick, upload or draw an image to score"):
+        client.predict(None, api_name="/likelihood")
