@@ -4,7 +4,9 @@
 
 For VAEs: the negative ELBO and the importance-weighted bound on -log p(x) with k samples
 (Burda et al. 2016), in nats per image; on MNIST both use the fixed binarized test set, so
-they are comparable with the literature. For the AE: reconstruction error. `--write-metadata`
+they are comparable with the literature. For the AE: reconstruction error. For
+autoregressive models (PixelCNN, PixelRNN): the exact -log p(x), in nats per image on the
+fixed binarized MNIST test set and in bits per dimension on 8-bit data. `--write-metadata`
 stores the figures (and how they were measured) in each checkpoint's metadata, from which
 `python -m train.model_card` renders trained/README.md.
 """
@@ -38,6 +40,9 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
     y = test.labels if model.num_classes else None
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
+    if model.kind == "autoregressive":
+        x = x if binary else torch.round(x * 255) / 255   # the 256 levels exactly
+        return metrics.autoregressive_report(model, x, y, binary=binary)
     if model.name == "ae":
         return metrics.reconstruction_report(model, x, y, binary=binary)
     result = metrics.elbo_report(model, x, y, binary=binary)
@@ -63,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
 
     rows = []
-    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, "latent"):
-        if ckpt.model.name not in ("ae", "vae", "cvae"):
-            continue  # other families have their own benchmarks
+    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, ("latent", "autoregressive")):
+        if ckpt.model.kind == "latent" and ckpt.model.name not in ("ae", "vae", "cvae"):
+            continue  # GANs have no likelihood: benchmarks.sample_quality scores them
         result = evaluate(ckpt, a.data_dir, a.k, a.limit)
         if a.write_metadata and not a.limit:
             checkpoints.update_metrics(path, result)

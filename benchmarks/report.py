@@ -41,12 +41,14 @@ def checkpoint_arguments(p: argparse.ArgumentParser, report: Path) -> None:
     p.add_argument("--report", type=Path, default=report, help="markdown report to write")
 
 
-def selected_checkpoints(folder: Path, only: list[str] | None, kind: str):
-    """(name, path, checkpoint) for each checkpoint of `kind` in `folder`, limited to `only` if given."""
+def selected_checkpoints(folder: Path, only: list[str] | None, kind: str | tuple[str, ...]):
+    """(name, path, checkpoint) for each checkpoint of `kind` (or kinds) in `folder`, limited to
+    `only` if given."""
+    kinds = (kind,) if isinstance(kind, str) else kind
     for path in checkpoints.checkpoint_files(folder):
         name = path.name.removesuffix(".safetensors")
         if only and name not in only:
             continue
         ckpt = checkpoints.load(path)
-        if ckpt.model.kind == kind:
+        if ckpt.model.kind in kinds:
             yield name, path, ckpt
