@@ -67,3 +67,35 @@ def test_moving_a_grid_slider_redraws_the_grid(url: str, tmp_path: Path):
             assert not page.locator(".toast-body.error").count()  # no error toast
         finally:
             browser.close()
+
+
+def test_play_streams_frames_into_the_page_and_stop_halts_them(url: str, tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(url)
+            page.get_by_role("tab", name="Pixel by pixel").click()
+            frame = page.locator("#pixel-frame img")
+            frame.wait_for(timeout=30_000)
+            page.get_by_label("range slider for pixels per frame while playing").fill("1")
+            sources = [frame.get_attribute("src")]
+            page.get_by_role("button", name="Play").click()
+            for _ in range(3):  # three new frames arrive while it plays
+                page.wait_for_function(
+                    "last => { const img = document.querySelector('#pixel-frame img');"
+                    " return img && img.src && img.src !== last; }", arg=sources[-1], timeout=30_000)
+                sources.append(frame.get_attribute("src"))
+            page.get_by_role("button", name="Stop").click()
+            page.wait_for_timeout(1500)
+            stopped = frame.get_attribute("src")
+            page.wait_for_timeout(1500)
+            assert frame.get_attribute("src") == stopped  # nothing arrives after Stop
+            assert len(set(sources)) == 4
+            shot = tmp_path / "pixel-by-pixel.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert not page.locator(".toast-body.error").count()
+        finally:
+            browser.close()

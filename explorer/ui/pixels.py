@@ -173,7 +173,8 @@ def summary(catalog: Catalog, req: Request, step: PixelStep, field: torch.Tensor
     elif counts.out_of_reach:
         seen += "; no blind spot"
     if counts.out_of_reach:
-        seen += f"; {counts.out_of_reach} are further away than its layers reach (grey)"
+        seen += (f"; {counts.out_of_reach} {'is' if counts.out_of_reach == 1 else 'are'} further away than "
+                 "its layers reach (grey)")
     seen += "." if counts.out_of_reach or counts.blind else ": all of them, no blind spot."
     return f"{head} {what}  \n{seen}"
 
@@ -260,9 +261,22 @@ def select(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: An
             *view(catalog, name, samples, temperature, seed, given_rows, image, label, position))
 
 
+# The order the picker lists families in: the blind spot first, then its fixes.
+FAMILY_ORDER = ["pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm"]
+
+
+def picker_order(catalog: Catalog) -> list[str]:
+    """MNIST models first, then by family (plain PixelCNN first, to show its blind spot)."""
+    def rank(name: str) -> tuple[bool, int, str]:
+        ckpt = catalog.checkpoint(name)
+        family = FAMILY_ORDER.index(ckpt.model.name) if ckpt.model.name in FAMILY_ORDER else len(FAMILY_ORDER)
+        return ckpt.dataset != "mnist", family, name
+    return sorted(catalog.ar_names, key=rank)
+
+
 def build(catalog: Catalog) -> None:
     """The tab's widgets and events (see the module docstring)."""
-    names = catalog.ar_names
+    names = picker_order(catalog)
     if not names:
         gr.Markdown("No autoregressive model is loaded. Train one with `python -m train pixelcnn ...` "
                     "(or gated_pixelcnn, row_lstm, diagonal_bilstm) to watch it generate here.")
@@ -295,8 +309,8 @@ def build(catalog: Catalog) -> None:
         picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
                            type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame")
         with gr.Column(scale=2):
-            distribution = gr.Image(value=first[1], label="prediction at the red pixel", type="pil", format="png",
-                                    interactive=False, height=210)
+            distribution = gr.Image(value=first[1], label="prediction at the red pixel", show_label=False,
+                                    type="pil", format="png", interactive=False, height=210)
             field = gr.Image(value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
                              type="pil", format="png", interactive=False, height=240)
     status = gr.Markdown(first[3])
