@@ -2,14 +2,17 @@
 
     python -m benchmarks.sampling_speed                      # the shipped MNIST PixelCNN
     python -m benchmarks.sampling_speed --model trained/mnist-gated_pixelcnn.safetensors --model pixelcnn
+    python -m benchmarks.sampling_speed --model row_lstm --model diagonal_bilstm --threads 1 \
+        --report benchmarks/reports/sampling_speed_pixelrnn.md
 
 Each --model is a checkpoint path, or a registry name (a freshly built model with the
 default, shipped-size config and random weights: sampling cost does not depend on the
 weights). Without --model: trained/mnist-pixelcnn.safetensors if it exists, else a fresh
-"pixelcnn". The naive sampler re-runs the whole network for every pixel; the cached one
+"pixelcnn". Any registered autoregressive model works (pixelcnn, gated_pixelcnn, row_lstm,
+diagonal_bilstm). The naive sampler re-runs the whole network for every pixel; the cached one
 keeps per-layer state (explorer.sampling). Both draw from the same seed, and the run checks
-that they give identical images. Prints a markdown table and writes it to
-benchmarks/reports/sampling_speed.md. The naive run at batch 16 takes a minute or two.
+that they give identical images. Prints a markdown table and writes it to --report
+(default benchmarks/reports/sampling_speed.md). The naive run at batch 16 takes a minute or two.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="cached runs per batch (the best is reported)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--no-write", action="store_true", help="print only; do not write the report")
+    p.add_argument("--report", type=Path, default=REPORT,
+                   help="markdown report to write (a run over a few models need not replace the main one)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table))
     print(f"\n{machine}")
     if not a.no_write:
-        write_report(REPORT, report.splitlines())
+        write_report(a.report, report.splitlines())
     return 0
 
 

@@ -28,6 +28,8 @@ TINY_AUTOREGRESSIVE = {
     "mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 2, "first_kernel": 3}),
     "fashion-mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3,
                                                         "output": "categorical256"}),
+    "mnist-row_lstm": ("row_lstm", {"channels": 4, "layers": 1, "first_kernel": 3}),
+    "mnist-diagonal_bilstm": ("diagonal_bilstm", {"channels": 4, "layers": 1, "first_kernel": 3}),
 }
 
 

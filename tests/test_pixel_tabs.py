@@ -140,6 +140,35 @@ def test_play_streams_frames_to_the_finished_samples(client, catalog):
     assert first[0] == 111
 
 
+@pytest.mark.parametrize("name", ["mnist-row_lstm", "mnist-diagonal_bilstm"])
+def test_pixelrnn_models_stream_step_and_complete_in_the_pixel_tab(client, catalog, name):
+    model = catalog.ar_model(name)
+    frames = list(client.submit(*view_args(name, samples=2), 600, 100, api_name="/pixel_play"))
+    assert [f[0] for f in frames] == [700, 783]
+    finished = sampling.sample(model, 2, generator=torch.Generator().manual_seed(SEED))
+    assert np.array_equal(frame_tiles(frames[-1][1], 2)[..., 0], images.to_uint8(finished))
+    position, picture, _, _, status = client.predict(*view_args(name), 299, api_name="/pixel_next")
+    assert position == 300 and np.array_equal(frame_tiles(picture, 4), expected_colours(reference_step(model, 4, 300)))
+    assert "p(white)" in status
+    preview, _ = client.predict(name, 2, api_name="/complete_from_example")
+    picture, *_ = client.predict(*view_args(name, samples=2, given_rows=12, image=handle_file(preview)), 783,
+                                 api_name="/pixel_view")
+    given = np.asarray(Image.open(preview)) >= 128
+    assert all(np.array_equal(tile[:12] == 255, given[:12]) for tile in frame_tiles(picture, 2)[..., 0])
+
+
+def test_receptive_fields_of_the_pixelrnn_models(client):
+    # Row LSTM: a triangle above, a few pixels to the left; the rest of the context is unseen.
+    *_, row = client.predict(*view_args("mnist-row_lstm"), 300, api_name="/pixel_view")
+    assert "lie in its **blind spot**" in row
+    # Diagonal BiLSTM: all but the last pixel of the row above, (9, 27), which the first layer
+    # (3x3 here, reach 1) only brings into features from column 26 on (see pixelrnn.py).
+    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 300, api_name="/pixel_view")
+    assert "**299 of the 300** earlier pixels; **1** within its reach lie in its **blind spot**" in diagonal
+    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 10 * 28 + 26, api_name="/pixel_view")
+    assert "all of them, no blind spot" in diagonal
+
+
 def test_stop_cancels_a_stream_and_the_app_goes_on(client):
     job = client.submit(*view_args(samples=1), 0, 1, api_name="/pixel_play")   # 783 frames at 15 a second
     deadline = time.monotonic() + 20
@@ -209,10 +238,10 @@ def test_likelihood_table_matches_the_models(client, catalog):
     assert "mnist test image #5" in caption
     table, gallery, text = client.predict(handle_file(preview), api_name="/likelihood")
     rows = {r[0]: r for r in table["data"]}
-    assert set(rows) == {"mnist-pixelcnn", "mnist-gated_pixelcnn", "fashion-mnist-gated_pixelcnn", "mnist-vae",
-                         "mnist-vae2d"}
+    assert set(rows) == {"mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm",
+                         "fashion-mnist-gated_pixelcnn", "mnist-vae", "mnist-vae2d"}
     x = images.prepare_digit(np.asarray(Image.open(preview)))
-    for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn"):
+    for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm"):
         expected = -float(catalog.ar_model(name).log_prob((x >= 0.5).float()[None]).detach())
         assert rows[name][3] == pytest.approx(expected, abs=0.01)
         assert rows[name][4] == pytest.approx(expected / (784 * math.log(2)), abs=1e-4)
@@ -221,7 +250,7 @@ def test_likelihood_table_matches_the_models(client, catalog):
     assert rows["fashion-mnist-gated_pixelcnn"][3] == pytest.approx(
         -float(fashion.log_prob((torch.round(x * 255) / 255)[None]).detach()), abs=0.01)
     assert rows["mnist-vae"][2].startswith("binary; VAE bound")
-    assert len(gallery) == 3 and all(rgb(g["image"]).shape[0] > 28 * 6 for g in gallery)
+    assert len(gallery) == 5 and all(rgb(g["image"]).shape[0] > 28 * 6 for g in gallery)
     assert "How to read this" in text
 
 

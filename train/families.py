@@ -160,7 +160,7 @@ RECIPES.update({
 })
 
 
-# --- PixelCNN family (exact likelihood) ------------------------------------------------------
+# --- PixelCNN and PixelRNN families (exact likelihood) ---------------------------------------
 # The loop hands over binarized images for MNIST and grey levels k/255 for Fashion-MNIST; a
 # Bernoulli model needs the former, a 256-way model takes either (as levels 0..255).
 
@@ -192,4 +192,6 @@ _AUTOREGRESSIVE = dict(make_optimizers=_adam, step=_autoregressive_step, evaluat
 RECIPES.update({
     "pixelcnn": Recipe(**_AUTOREGRESSIVE),
     "gated_pixelcnn": Recipe(**_AUTOREGRESSIVE),
+    "row_lstm": Recipe(**_AUTOREGRESSIVE),
+    "diagonal_bilstm": Recipe(**_AUTOREGRESSIVE),
 })

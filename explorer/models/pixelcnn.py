@@ -207,7 +207,11 @@ def _gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 class _PixelCNNFamily(AutoregressiveModel):
-    """What both models share: config checks and the 1x1 output head."""
+    """What the PixelCNN and PixelRNN models share: config checks and the 1x1 output head.
+
+    The head's parameter names (`head_hidden`, `head_out`) are part of every shipped
+    checkpoint's state dict: keep them.
+    """
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
@@ -216,8 +220,8 @@ class _PixelCNNFamily(AutoregressiveModel):
                              f"not {self.output_kind!r}")
         if self.data_shape[0] != 1:
             raise ValueError(f"{self.name} models one-channel (grey) images, not {self.data_shape}")
-        for key in ("first_kernel", "kernel"):
-            if self.config[key] % 2 == 0 or self.config[key] < 3:
+        for key in ("first_kernel", "kernel"):  # PixelRNN models have no "kernel"
+            if key in self.config and (self.config[key] % 2 == 0 or self.config[key] < 3):
                 raise ValueError(f"{self.name}: {key} must be odd and at least 3")
         h = self.config["channels"]
         self.head_hidden = nn.Conv2d(h, h, 1)

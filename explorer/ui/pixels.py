@@ -55,8 +55,9 @@ EXPLANATION = (
     "each pixel is drawn from the model's prediction given every pixel before it. Press **Play** to "
     "watch, or step with **Next pixel**. On the right: the prediction at the red pixel, and which "
     "earlier pixels it can see (green; brighter = stronger influence). Orange marks earlier pixels within "
-    "its reach that it **cannot** see: the blind spot of a plain PixelCNN, which the gated PixelCNN and the "
-    "Diagonal BiLSTM remove; grey ones are further away than its layers reach. "
+    "its reach that it **cannot** see: the blind spot of a plain PixelCNN, which the gated PixelCNN removes; "
+    "the Row LSTM sees a triangle above and only a few pixels to its left; the Diagonal BiLSTM sees all but one "
+    "(the last pixel of the row above); grey ones are further away than its layers reach. "
     "Set *given rows* above 0 to keep the top of an image and let the model complete the rest."
 )
 
