@@ -3,7 +3,7 @@
     python -m benchmarks.sampling_speed                      # the shipped MNIST PixelCNN
     python -m benchmarks.sampling_speed --model trained/mnist-gated_pixelcnn.safetensors --model pixelcnn
     python -m benchmarks.sampling_speed --model row_lstm --model diagonal_bilstm --threads 1 \
-        --report benchmarks/reports/sampling_speed_pixelrnn.md
+        --report benchmarks/reports/sampling_speed_fresh.md
 
 Each --model is a checkpoint path, or a registry name (a freshly built model with the
 default, shipped-size config and random weights: sampling cost does not depend on the
