@@ -201,6 +201,11 @@ def _scale(x: torch.Tensor) -> torch.Tensor:
     return x * 2.0 - 1.0
 
 
+def _as_matmul(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 1x1 convolution as (weight (in, out), bias), for `torch.addmm` at one pixel."""
+    return conv.weight.detach().flatten(1).t().contiguous(), conv.bias.detach()
+
+
 def _gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
     a, b = pre.chunk(2, dim=dim)
     return torch.tanh(a) * torch.sigmoid(b)
@@ -213,6 +218,8 @@ class _PixelCNNFamily(AutoregressiveModel):
     checkpoint's state dict: keep them.
     """
 
+    kernel_keys: tuple[str, ...] = ("first_kernel", "kernel")   # config sizes that must be odd, >= 3
+
     def __init__(self, **config) -> None:
         super().__init__(**config)
         if self.output_kind not in self.OUTPUT_KINDS:
@@ -220,8 +227,8 @@ class _PixelCNNFamily(AutoregressiveModel):
                              f"not {self.output_kind!r}")
         if self.data_shape[0] != 1:
             raise ValueError(f"{self.name} models one-channel (grey) images, not {self.data_shape}")
-        for key in ("first_kernel", "kernel"):  # PixelRNN models have no "kernel"
-            if key in self.config and (self.config[key] % 2 == 0 or self.config[key] < 3):
+        for key in self.kernel_keys:
+            if self.config[key] % 2 == 0 or self.config[key] < 3:
                 raise ValueError(f"{self.name}: {key} must be odd and at least 3")
         h = self.config["channels"]
         self.head_hidden = nn.Conv2d(h, h, 1)
@@ -269,7 +276,7 @@ class PixelCNN(_PixelCNNFamily):
 
 
 class _CachedStepper(PixelStepper):
-    """Buffers shared by both steppers: the image as the network sees it (2x - 1), padded.
+    """Buffers shared by every cached stepper (PixelCNN, gated, PixelRNN): the image as the network sees it (2x - 1), padded.
 
     All buffers are channels-last, (N, H + 2p, W + 2p, C), and start at zero, which is the
     convolutions' zero padding. The image is written one pixel behind the current position
@@ -409,8 +416,8 @@ class _GatedStepper(_CachedStepper):
         self.layers = model.layers
         self.vconvs = [_CachedConv(layer.vconv) for layer in model.layers]
         self.hconvs = [_CachedConv(layer.hconv) for layer in model.layers]
-        self.links = [(layer.link.weight.flatten(1).t().contiguous(), layer.link.bias) for layer in model.layers]
-        self.houts = [(layer.hout.weight.flatten(1).t().contiguous(), layer.hout.bias) for layer in model.layers]
+        self.links = [_as_matmul(layer.link) for layer in model.layers]
+        self.houts = [_as_matmul(layer.hout) for layer in model.layers]
         self.class_biases = [layer.biases(y) for layer in model.layers]   # (N, 2C) each, or zeros
         self.v = [self.image] + [self.buffer(c) for _ in model.layers[:-1]]   # v[i]: input of layer i
         # h[i], the horizontal input of layer i, is only read along the current row: one

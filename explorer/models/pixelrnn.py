@@ -94,8 +94,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import PixelStepper, register
-from .pixelcnn import (MaskedConv2d, _CachedConv, _CachedStepper, _PixelCNNFamily, _scale, horizontal_mask,
-                       pixelcnn_mask)
+from .pixelcnn import (MaskedConv2d, _as_matmul, _CachedConv, _CachedStepper, _PixelCNNFamily, _scale,
+                       horizontal_mask, pixelcnn_mask)
 
 
 # --- skewing (Diagonal BiLSTM) ---------------------------------------------------------------
@@ -138,7 +138,10 @@ def _open_forget_gates(bias: torch.Tensor) -> None:
 
 
 class _PixelRNNFamily(_PixelCNNFamily):
-    """The first 7x7 mask-A layer, `layers` recurrent layers, the head; subclasses add `layers`."""
+    """The first 7x7 mask-A layer, `layers` recurrent layers of `layer_type`, the head."""
+
+    kernel_keys = ("first_kernel",)                  # the recurrent layers have no kernel setting
+    layer_type: type[nn.Module]
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
@@ -146,6 +149,7 @@ class _PixelRNNFamily(_PixelCNNFamily):
             raise ValueError(f"{self.name}: layers must be at least 1")
         c, k0 = self.config["channels"], self.config["first_kernel"]
         self.first = MaskedConv2d(1, c, pixelcnn_mask(k0, "A"), (k0 // 2, k0 // 2))
+        self.layers = nn.ModuleList(self.layer_type(c) for _ in range(self.config["layers"]))
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.first(_scale(x))                    # (N, C, H, W)
@@ -185,12 +189,9 @@ class RowLSTM(_PixelRNNFamily):
 
     name = "row_lstm"
     description = "PixelRNN Row LSTM"
-    # Sized for CPU training: about 6 minutes per MNIST epoch (and test) on one thread.
+    # Sized for CPU training (measured training times are in trained/README.md).
     defaults = {"channels": 32, "layers": 2, "first_kernel": 7, "output": "bernoulli", "data_shape": [1, 28, 28]}
-
-    def __init__(self, **config) -> None:
-        super().__init__(**config)
-        self.layers = nn.ModuleList(RowLSTMLayer(self.config["channels"]) for _ in range(self.config["layers"]))
+    layer_type = RowLSTMLayer
 
     def fast_stepper(self, n: int, y: torch.Tensor | None = None) -> PixelStepper:
         return _RowLSTMStepper(self, n)
@@ -252,24 +253,15 @@ class DiagonalBiLSTM(_PixelRNNFamily):
     name = "diagonal_bilstm"
     description = "PixelRNN Diagonal BiLSTM"
     # Sized for CPU training: 55 sequential column steps per direction make it the slowest
-    # model per parameter; this size takes about 5 minutes per MNIST epoch on one thread.
+    # model per parameter (measured training times are in trained/README.md).
     defaults = {"channels": 16, "layers": 1, "first_kernel": 7, "output": "bernoulli", "data_shape": [1, 28, 28]}
-
-    def __init__(self, **config) -> None:
-        super().__init__(**config)
-        self.layers = nn.ModuleList(DiagonalBiLSTMLayer(self.config["channels"])
-                                    for _ in range(self.config["layers"]))
+    layer_type = DiagonalBiLSTMLayer
 
     def fast_stepper(self, n: int, y: torch.Tensor | None = None) -> PixelStepper:
         return _DiagonalStepper(self, n)
 
 
 # --- fast steppers ---------------------------------------------------------------------------
-
-def _linear(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 1x1 convolution as (weight (in, out), bias) for `torch.addmm`."""
-    return layer.weight.detach().flatten(1).t().contiguous(), layer.bias.detach()
-
 
 def _recurrent(conv: nn.Conv1d) -> torch.Tensor:
     """A Diagonal LSTM's 2x1 state-to-state kernel as one (2C, 4C) matrix over [above, beside]."""
@@ -321,7 +313,7 @@ class _RowLSTMStepper(_PixelRNNStepper):
         super().__init__(model, n)
         c, w, layers = self.channels, self.width, len(self.layers)
         self.input_to_state = [_CachedConv(layer.input_to_state) for layer in self.layers]
-        self.residual = [_linear(layer.residual) for layer in self.layers]
+        self.residual = [_as_matmul(layer.residual) for layer in self.layers]
         self.inputs = [self.zeros(w + 2, c) for _ in range(layers)]   # padded by 1: column c at c + 1
         self.above = [(self.zeros(w, c), self.zeros(w, c)) for _ in range(layers)]   # (h, cell) of row - 1
         self.current = [(self.zeros(w, c), self.zeros(w, c)) for _ in range(layers)]
@@ -355,11 +347,11 @@ class _DiagonalStepper(_PixelRNNStepper):
         # Left to right, one product per pixel: [input, hidden above, hidden left] @ (3C, 4C).
         self.lr_weights = []
         for layer in self.layers:
-            weight, bias = _linear(layer.left_to_right.input_to_state)
+            weight, bias = _as_matmul(layer.left_to_right.input_to_state)
             self.lr_weights.append((torch.cat([weight, _recurrent(layer.left_to_right.state_to_state)]), bias))
-        self.rl_input = [_linear(layer.right_to_left.input_to_state) for layer in self.layers]
+        self.rl_input = [_as_matmul(layer.right_to_left.input_to_state) for layer in self.layers]
         self.rl_recurrent = [_recurrent(layer.right_to_left.state_to_state) for layer in self.layers]
-        self.residual = [_linear(layer.residual) for layer in self.layers]
+        self.residual = [_as_matmul(layer.residual) for layer in self.layers]
         self.inputs = [[self.zeros(w, c), self.zeros(w, c)] for _ in range(layers)]      # [above, current]
         self.lr_hidden = [[self.zeros(w, c), self.zeros(w, c)] for _ in range(layers)]   # [above, current]
         self.lr_left = [(self.zeros(c), self.zeros(c)) for _ in range(layers)]           # (h, cell) at col - 1
