@@ -135,10 +135,12 @@ def _generate(model: AutoregressiveModel, stepper: PixelStepper, image: torch.Te
     """The loop behind `sample_stream` (kept apart so that bad arguments fail at the call)."""
     n, height, width = given.shape
     total = height * width
-    keep_all = given.reshape(n, total)                                 # (N, H * W)
-    drawn_all = ~keep_all
-    any_given = keep_all.any(0).tolist()     # Python bools: where `torch.where` is needed at all
-    uniforms = uniforms.reshape(n, total)
+    # Per-pixel views, cut once: indexing inside the loop would cost an operation per pixel.
+    pixels = image.view(n, total).unbind(1)                            # (N,) each, into `image`
+    keep = given.reshape(n, total).unbind(1)
+    drawn = (~given).reshape(n, total).unbind(1)
+    uniform = uniforms.reshape(n, total).unbind(1)
+    any_given = given.reshape(n, total).any(0).tolist()   # Python bools: where `torch.where` is needed at all
     was_training = model.training
     model.eval()
     try:
@@ -147,12 +149,12 @@ def _generate(model: AutoregressiveModel, stepper: PixelStepper, image: torch.Te
             with torch.no_grad():
                 logits = stepper.logits_at(image, row, col)            # (N, K)
                 probs = predictive(model, logits, temperature)
-                value = model.values(draw(probs, uniforms[:, index])).to(image.dtype)
+                value = model.values(draw(probs, uniform[index])).to(image.dtype)
                 if any_given[index]:
-                    value = torch.where(keep_all[:, index], image[:, 0, row, col], value)
-                image[:, 0, row, col] = value
+                    value = torch.where(keep[index], pixels[index], value)
+                pixels[index].copy_(value)
             yield PixelStep(image=image.clone(), row=row, col=col, probs=probs,
-                            sampled=drawn_all[:, index], index=index, total=total)
+                            sampled=drawn[index], index=index, total=total)
     finally:
         model.train(was_training)
 

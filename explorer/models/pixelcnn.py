@@ -186,14 +186,20 @@ class _CachedConv:
                                     width, self.kw)
         return torch.addmm(self.bias, windows, self.whole).view(buffer.shape[0], width, -1)
 
-    def pixel(self, buffer_row: torch.Tensor, col: int, pad: int, base: torch.Tensor) -> torch.Tensor:
-        """base + the anchor-row part of the output at one pixel: (N, out).
+    def pixel_windows(self, buffer_row: torch.Tensor, width: int, pad: int) -> list[torch.Tensor]:
+        """The anchor-row windows of every output along a row, as views: [(N, taps * in)] * width.
 
-        `buffer_row` is the anchor's row of a buffer, (N, W + 2p, C).
+        `buffer_row` is the anchor's row of a buffer, (N, W + 2p, C). The taps of one output
+        are consecutive in memory (channels-last), so each window is a strided view and
+        `torch.addmm(base, windows[col], self.current)` reads the buffer as it is when called.
+        Cut once per row, they save the slicing at every pixel (the cached path is bound by
+        the number of small operations per pixel, not by arithmetic).
         """
-        left = col + pad - self.anchor[1]
-        window = buffer_row[:, left:left + self.taps]              # (N, taps, in): a view, no copy
-        return torch.addmm(base, window.reshape(buffer_row.shape[0], -1), self.current)
+        n, _, c = buffer_row.shape
+        sn, sw, _ = buffer_row.stride()
+        windows = buffer_row.as_strided((width, n, self.taps * c), (sw, sn, 1),
+                                        buffer_row.storage_offset() + (pad - self.anchor[1]) * sw)
+        return list(windows.unbind(0))
 
 
 def _scale(x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +210,17 @@ def _scale(x: torch.Tensor) -> torch.Tensor:
 def _as_matmul(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """A 1x1 convolution as (weight (in, out), bias), for `torch.addmm` at one pixel."""
     return conv.weight.detach().flatten(1).t().contiguous(), conv.bias.detach()
+
+
+class _HeadAtPixel:
+    """The 1x1 output head of a PixelCNN-family model on features at one pixel: (N, C) -> (N, K)."""
+
+    def __init__(self, model: "_PixelCNNFamily") -> None:
+        self.hidden, self.out = _as_matmul(model.head_hidden), _as_matmul(model.head_out)
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        hidden = torch.addmm(self.hidden[1], torch.relu(h), self.hidden[0])
+        return torch.addmm(self.out[1], hidden.relu_(), self.out[0])
 
 
 def _gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -236,11 +253,6 @@ class _PixelCNNFamily(AutoregressiveModel):
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         return self.head_out(F.relu(self.head_hidden(F.relu(h))))
-
-    def _head_at_pixel(self, h: torch.Tensor) -> torch.Tensor:
-        """The head on features at one pixel, (N, channels) -> (N, K)."""
-        hidden = F.linear(F.relu(h), self.head_hidden.weight.flatten(1), self.head_hidden.bias)
-        return F.linear(F.relu(hidden), self.head_out.weight.flatten(1), self.head_out.bias)
 
 
 @register
@@ -283,27 +295,32 @@ class _CachedStepper(PixelStepper):
     (a pixel is final once the step after it starts).
     """
 
-    def __init__(self, model: AutoregressiveModel, n: int, pad: int) -> None:
+    def __init__(self, model: _PixelCNNFamily, n: int, pad: int) -> None:
         self.model, self.n, self.pad = model, n, pad
         p = next(model.parameters())
         self._like = dict(dtype=p.dtype, device=p.device)
         _, self.height, self.width = model.data_shape
         self.image = self.buffer(1)
+        self._minus_one = torch.full((1,), -1.0, **self._like)
+        self.head = _HeadAtPixel(model)                       # features at a pixel -> (N, K) logits
 
     def buffer(self, channels: int) -> torch.Tensor:
         return torch.zeros(self.n, self.height + 2 * self.pad, self.width + 2 * self.pad, channels, **self._like)
 
     def write_previous_pixel(self, x: torch.Tensor, row: int, col: int) -> None:
         prev_row, prev_col = (row, col - 1) if col > 0 else (row - 1, self.width - 1)
-        if prev_row >= 0:
-            self.image[:, prev_row + self.pad, prev_col + self.pad, 0] = _scale(x[:, 0, prev_row, prev_col])
+        if prev_row >= 0:   # _scale, written in place: -1 + 2x (exact for pixel levels k / 255)
+            torch.add(self._minus_one, x[:, :, prev_row, prev_col], alpha=2.0,
+                      out=self.image[:, prev_row + self.pad, prev_col + self.pad])
 
 
 class _PixelCNNStepper(_CachedStepper):
     """Per-layer caches for PixelCNN. Buffers: the image, and act[i] = relu(h) entering block i.
 
     When a row starts, every layer's contribution from the rows above is computed for the
-    whole row (one matrix product each); then each pixel adds only its own row's taps.
+    whole row (one matrix product each), and the row is cut into per-pixel views; then each
+    pixel costs, per layer, one write of relu(h), one matrix product over its own row's taps
+    and one add.
     """
 
     @torch.no_grad()
@@ -311,20 +328,28 @@ class _PixelCNNStepper(_CachedStepper):
         super().__init__(model, n, max(model.config["first_kernel"], model.config["kernel"]) // 2)
         self.convs = [_CachedConv(conv) for conv in (model.first, *model.blocks)]
         self.inputs = [self.image] + [self.buffer(model.config["channels"]) for _ in model.blocks]
-        self.above: list[torch.Tensor] = []                  # per conv, (N, W, C)
+        # Per conv, per column of the current row (lists of views, cut when the row starts):
+        self.above: list[list[torch.Tensor]] = []     # the rows-above part plus bias, (N, out)
+        self.windows: list[list[torch.Tensor]] = []   # the anchor-row taps, (N, taps * in)
+        self.slots: list[list[torch.Tensor]] = []     # where relu(h) goes in the conv's input, (N, C)
+
+    def _start_row(self, row: int) -> None:
+        pad, width = self.pad, self.width
+        rows = [buf[:, row + pad] for buf in self.inputs]                                 # (N, W + 2p, C)
+        self.above = [list(conv.rows_above(buf, row, width, pad).unbind(1)) for conv, buf in zip(self.convs, self.inputs)]
+        self.windows = [conv.pixel_windows(buf_row, width, pad) for conv, buf_row in zip(self.convs, rows)]
+        self.slots = [list(buf_row[:, pad:pad + width].unbind(1)) for buf_row in rows]
 
     @torch.no_grad()
     def logits_at(self, x: torch.Tensor, row: int, col: int) -> torch.Tensor:
-        pad = self.pad
         self.write_previous_pixel(x, row, col)
         if col == 0:
-            self.above = [conv.rows_above(buf, row, self.width, pad) for conv, buf in zip(self.convs, self.inputs)]
-        h = self.convs[0].pixel(self.image[:, row + pad], col, pad, self.above[0][:, col])   # (N, C)
-        for conv, buf, above in zip(self.convs[1:], self.inputs[1:], self.above[1:]):
-            buf_row = buf[:, row + pad]                                                   # (N, W + 2p, C)
-            buf_row[:, col + pad] = F.relu(h)
-            h = h + conv.pixel(buf_row, col, pad, above[:, col])
-        return self.model._head_at_pixel(h)                                               # (N, K)
+            self._start_row(row)
+        h = torch.addmm(self.above[0][col], self.windows[0][col], self.convs[0].current)   # (N, C)
+        for i in range(1, len(self.convs)):
+            torch.clamp_min(h, 0.0, out=self.slots[i][col])                              # relu(h), in place
+            h = h + torch.addmm(self.above[i][col], self.windows[i][col], self.convs[i].current)
+        return self.head(h)                                                               # (N, K)
 
 
 class GatedLayer(nn.Module):
@@ -423,7 +448,11 @@ class _GatedStepper(_CachedStepper):
         # h[i], the horizontal input of layer i, is only read along the current row: one
         # padded row each, (N, W + 2p, C), overwritten as the row goes.
         self.h = [None] + [torch.zeros(n, self.width + 2 * self.pad, c, **self._like) for _ in model.layers[1:]]
-        self.row_terms: list[torch.Tensor] = []               # per layer, (N, W, 2C)
+        # Per-column views of those rows, cut once: [layer][col] (see _CachedConv.pixel_windows).
+        self.h_windows = [None] + [conv.pixel_windows(h, self.width, self.pad) for conv, h in zip(self.hconvs[1:], self.h[1:])]
+        self.h_slots = [None] + [list(h[:, self.pad:self.pad + self.width].unbind(1)) for h in self.h[1:]]
+        self.image_windows: list[torch.Tensor] = []           # the first layer's, along the current row
+        self.row_terms: list[list[torch.Tensor]] = []         # per layer, per column, (N, 2C)
 
     def _start_row(self, row: int) -> None:
         """Vertical stacks of row - 1 -> this row's terms (row 0 sees only padding above)."""
@@ -442,7 +471,8 @@ class _GatedStepper(_CachedStepper):
                 if i + 1 < len(self.v):
                     self.v[i + 1][:, row - 1 + pad, pad:pad + width] = _gate(v_pre, dim=2)
             term = link + self.hconvs[i].bias
-            self.row_terms.append(term + bh[:, None] if torch.is_tensor(bh) else term)
+            self.row_terms.append(list((term + bh[:, None] if torch.is_tensor(bh) else term).unbind(1)))
+        self.image_windows = self.hconvs[0].pixel_windows(self.image[:, row + pad], width, pad)
 
     @torch.no_grad()
     def logits_at(self, x: torch.Tensor, row: int, col: int) -> torch.Tensor:
@@ -452,11 +482,11 @@ class _GatedStepper(_CachedStepper):
             self._start_row(row)
         h = None
         for i, layer in enumerate(self.layers):
-            h_row = self.image[:, row + pad] if i == 0 else self.h[i]                     # (N, W + 2p, C)
-            h_pre = self.hconvs[i].pixel(h_row, col, pad, self.row_terms[i][:, col])      # (N, 2C)
+            window = self.image_windows[col] if i == 0 else self.h_windows[i][col]       # (N, taps * C)
+            h_pre = torch.addmm(self.row_terms[i][col], window, self.hconvs[i].current)   # (N, 2C)
             out_weight, out_bias = self.houts[i]
             gated = _gate(h_pre)
             h = torch.addmm(out_bias, gated, out_weight) if layer.first else torch.addmm(h + out_bias, gated, out_weight)
             if i + 1 < len(self.h):
-                self.h[i + 1][:, col + pad] = h
-        return self.model._head_at_pixel(h)                                               # (N, K)
+                self.h_slots[i + 1][col].copy_(h)
+        return self.head(h)                                                               # (N, K)

@@ -281,7 +281,10 @@ class _PixelRNNStepper(_CachedStepper):
         self.layers = model.layers
         self.channels = model.config["channels"]
         self.first = _CachedConv(model.first)
-        self.first_above = torch.empty(0)             # (N, W, C): the first layer's rows-above part
+        # Along the current row, per column: the first layer's rows-above part (N, C) and its
+        # anchor-row window over the image (see _CachedConv.pixel_windows).
+        self.first_above: list[torch.Tensor] = []
+        self.first_windows: list[torch.Tensor] = []
 
     def zeros(self, *shape: int) -> torch.Tensor:
         return torch.zeros(self.n, *shape, **self._like)
@@ -296,12 +299,13 @@ class _PixelRNNStepper(_CachedStepper):
     def logits_at(self, x: torch.Tensor, row: int, col: int) -> torch.Tensor:
         self.write_previous_pixel(x, row, col)
         if col == 0:
-            self.first_above = self.first.rows_above(self.image, row, self.width, self.pad)
+            self.first_above = list(self.first.rows_above(self.image, row, self.width, self.pad).unbind(1))
+            self.first_windows = self.first.pixel_windows(self.image[:, row + self.pad], self.width, self.pad)
             self.start_row(row)
-        h = self.first.pixel(self.image[:, row + self.pad], col, self.pad, self.first_above[:, col])  # (N, C)
+        h = torch.addmm(self.first_above[col], self.first_windows[col], self.first.current)           # (N, C)
         for i in range(len(self.layers)):
             h = self.layer_at(i, h, col)
-        return self.model._head_at_pixel(h)                                                          # (N, K)
+        return self.head(h)                                                                          # (N, K)
 
 
 class _RowLSTMStepper(_PixelRNNStepper):
@@ -314,7 +318,10 @@ class _RowLSTMStepper(_PixelRNNStepper):
         c, w, layers = self.channels, self.width, len(self.layers)
         self.input_to_state = [_CachedConv(layer.input_to_state) for layer in self.layers]
         self.residual = [_as_matmul(layer.residual) for layer in self.layers]
-        self.inputs = [self.zeros(w + 2, c) for _ in range(layers)]   # padded by 1: column c at c + 1
+        inputs = [self.zeros(w + 2, c) for _ in range(layers)]   # padded by 1: column c at c + 1
+        # Per layer, per column: where the input goes, and the input-to-state taps over it.
+        self.input_slots = [list(row[:, 1:w + 1].unbind(1)) for row in inputs]
+        self.input_windows = [conv.pixel_windows(row, w, 1) for conv, row in zip(self.input_to_state, inputs)]
         self.above = [(self.zeros(w, c), self.zeros(w, c)) for _ in range(layers)]   # (h, cell) of row - 1
         self.current = [(self.zeros(w, c), self.zeros(w, c)) for _ in range(layers)]
         self.row_terms: list[torch.Tensor] = []       # per layer, (N, W, 4C)
@@ -326,9 +333,8 @@ class _RowLSTMStepper(_PixelRNNStepper):
                           for layer, conv, (h, _) in zip(self.layers, self.input_to_state, self.above)]
 
     def layer_at(self, i: int, x: torch.Tensor, col: int) -> torch.Tensor:
-        inputs = self.inputs[i]
-        inputs[:, col + 1] = x
-        pre = self.input_to_state[i].pixel(inputs, col, 1, self.row_terms[i][:, col])   # (N, 4C)
+        self.input_slots[i][col].copy_(x)
+        pre = torch.addmm(self.row_terms[i][:, col], self.input_windows[i][col], self.input_to_state[i].current)   # (N, 4C)
         h, c = _lstm_cell(pre, self.above[i][1][:, col])
         self.current[i][0][:, col], self.current[i][1][:, col] = h, c
         weight, bias = self.residual[i]
