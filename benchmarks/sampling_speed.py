@@ -51,11 +51,15 @@ def load_model(spec: str) -> tuple[AutoregressiveModel, str]:
                    f"({model.num_parameters():,} parameters)")
 
 
+def labels(model: AutoregressiveModel, n: int) -> torch.Tensor | None:
+    """The classes in turn for a class-conditional model; None otherwise."""
+    return torch.arange(n) % model.num_classes if model.num_classes else None
+
+
 def time_sampling(model: AutoregressiveModel, n: int, method: str, seed: int = 0,
                   progress: bool = False) -> tuple[float, float, torch.Tensor]:
     """Wall seconds, this process's CPU seconds, and the images, for one full generation."""
-    y = torch.arange(n) % model.num_classes if model.num_classes else None
-    stream = sampling.sample_stream(model, n, y=y, generator=torch.Generator().manual_seed(seed), method=method)
+    stream = sampling.sample_stream(model, n, y=labels(model, n), generator=torch.Generator().manual_seed(seed), method=method)
     total = model.data_shape[1] * model.data_shape[2]
     t, c = time.perf_counter(), time.process_time()
     last = None
@@ -72,15 +76,13 @@ def explain_difference(model: AutoregressiveModel, naive: torch.Tensor, cached: 
     probabilities differ in the 7th digit. A pixel's uniform that falls between the two versions
     of a CDF boundary picks neighbouring values, and the images part from there on.
     """
-    n, _, h, w = naive.shape
+    n, w = naive.shape[0], naive.shape[-1]
     differs = (naive != cached).reshape(n, -1)
     first = int(differs.any(0).nonzero()[0])        # raster position: both agree on every earlier pixel
     row, col = divmod(first, w)
-    # sample_stream draws all uniforms first, one per pixel, from the seeded generator
-    uniform = torch.rand(naive.shape, generator=torch.Generator().manual_seed(seed)).reshape(n, -1)[:, first]
-    y = torch.arange(n) % model.num_classes if model.num_classes else None
+    uniform = sampling.pixel_uniforms(model, n, torch.Generator().manual_seed(seed)).reshape(n, -1)[:, first]
     with torch.no_grad():  # the logits at `first` see only the shared earlier pixels
-        probs = sampling.predictive(model, model.logits(naive, y)[:, :, 0, row, col])
+        probs = sampling.predictive(model, model.logits(naive, labels(model, n))[:, :, 0, row, col])
     boundaries = probs.double().cumsum(1)           # Bernoulli: the one boundary is p(1) itself
     gap = (boundaries - uniform.double()[:, None]).abs().min(1).values[differs[:, first]].max().item()
     cause = "a float32 rounding tie" if gap < 1e-5 else "NOT a rounding tie: a bug"

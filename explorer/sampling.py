@@ -16,8 +16,8 @@ the generator, is turned into a pixel value by the inverse CDF of the predictive
 distribution. So with the same generator seed both give the same samples, up to float32
 rounding: the paths add the same terms in different orders, so their probabilities differ in
 the 7th digit, and a uniform that falls between the two versions of a CDF boundary picks
-neighbouring values (measured once in 12,544 draws of the shipped 256-way model, with two
-threads; `benchmarks.sampling_speed` names such a pixel and its distance to the boundary).
+neighbouring values. Such ties are rare; `benchmarks.sampling_speed` reports any it meets, with
+the pixel and its distance to the boundary.
 """
 
 from __future__ import annotations
@@ -121,9 +121,7 @@ def sample_stream(model: AutoregressiveModel, n: int = 1, *, y: torch.Tensor | i
     labels = None if labels is None else labels.to(param.device)
     image, given = _broadcast_known(model, n, known, known_mask, param.device)
     image = image.to(param.dtype)
-    channels, height, width = model.data_shape
-    # One uniform per pixel, drawn before anything else, in the same order for every path.
-    uniforms = torch.rand((n, channels, height, width), generator=generator).to(param.device, param.dtype)
+    uniforms = pixel_uniforms(model, n, generator).to(param.device, param.dtype)
 
     stepper = None if method == "naive" else model.fast_stepper(n, labels)
     if stepper is None:
@@ -132,6 +130,14 @@ def sample_stream(model: AutoregressiveModel, n: int = 1, *, y: torch.Tensor | i
         stepper = NaiveStepper(model, labels)
 
     return _generate(model, stepper, image, given[:, 0], uniforms[:, 0], temperature)
+
+
+def pixel_uniforms(model: AutoregressiveModel, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The uniforms a generation of n images turns into pixels: (N, C, H, W), one per pixel.
+
+    Drawn before anything else, in the same order for every path, so a seed fixes them all.
+    """
+    return torch.rand((n, *model.data_shape), generator=generator)
 
 
 def _generate(model: AutoregressiveModel, stepper: PixelStepper, image: torch.Tensor, given: torch.Tensor,
