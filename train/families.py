@@ -32,13 +32,21 @@ def _adam(model: GenerativeModel, hp: dict[str, Any]) -> Optimizers:
     return {"adam": torch.optim.Adam(model.parameters(), lr=hp["lr"])}
 
 
-def _autoencoder_step(model, opts, x, y) -> dict[str, float]:
-    losses = model.loss(x, y if model.num_classes else None)
-    opt = opts["adam"]
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
-    losses["loss"].backward()
+    loss.backward()
     opt.step()
+
+
+def _loss_step(model, opts, x, y) -> dict[str, float]:
+    """One Adam step on `model.loss(x, y)`; every term it reports, as floats."""
+    losses = model.loss(x, y)
+    _update(opts["adam"], losses["loss"])
     return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def _autoencoder_step(model, opts, x, y) -> dict[str, float]:
+    return _loss_step(model, opts, x, y if model.num_classes else None)
 
 
 def _autoencoder_eval(model, x, y, binary: bool) -> dict[str, Any]:
@@ -71,12 +79,6 @@ def _gan_optimizers(model, hp) -> Optimizers:
     betas = tuple(hp["betas"])
     return {"g": torch.optim.Adam(model.generator.parameters(), lr=hp["lr"], betas=betas),
             "d": torch.optim.Adam(model.discriminator.parameters(), lr=hp["lr"], betas=betas)}
-
-
-def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
 
 
 def _gan_step(model, opts, x, y) -> dict[str, float]:
@@ -132,12 +134,6 @@ def _gan_eval(model, x, y, binary: bool) -> dict[str, Any]:
 
 # --- the classifier behind the sample-quality scores -----------------------------------------
 
-def _classifier_step(model, opts, x, y) -> dict[str, float]:
-    losses = model.loss(x, y)
-    _update(opts["adam"], losses["loss"])
-    return {k: float(v.detach()) for k, v in losses.items()}
-
-
 @torch.no_grad()
 def _classifier_eval(model, x, y, binary: bool) -> dict[str, Any]:
     dev = next(model.parameters()).device
@@ -155,7 +151,7 @@ RECIPES.update({
                                                             "binarize": False}),
     "gan": Recipe(**_GAN, step=_gan_step, defaults={"lr": 2e-4, "betas": [0.5, 0.999], "batch_size": 64,
                                                      "binarize": False}),
-    "classifier": Recipe(make_optimizers=_adam, step=_classifier_step, evaluate=_classifier_eval,
+    "classifier": Recipe(make_optimizers=_adam, step=_loss_step, evaluate=_classifier_eval,
                          defaults={"lr": 1e-3, "batch_size": 128, "binarize": False}),
 })
 
@@ -174,12 +170,7 @@ def _autoregressive_input(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def _autoregressive_step(model, opts, x, y) -> dict[str, float]:
-    losses = model.loss(_autoregressive_input(model, x), y if model.num_classes else None)
-    opt = opts["adam"]
-    opt.zero_grad(set_to_none=True)
-    losses["loss"].backward()
-    opt.step()
-    return {k: float(v.detach()) for k, v in losses.items()}
+    return _loss_step(model, opts, _autoregressive_input(model, x), y if model.num_classes else None)
 
 
 def _autoregressive_eval(model, x, y, binary: bool) -> dict[str, Any]:
