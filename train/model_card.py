@@ -37,7 +37,9 @@ def render(folder: Path) -> str:
         ckpt = checkpoints.load(path)
         m, t = ckpt.metrics, ckpt.training
         parts.append(f"## {path.name}\n")
-        parts.append(f"{type(ckpt.model).description.capitalize()} (`{ckpt.model.name}`) on {ckpt.dataset}; "
+        desc = type(ckpt.model).description
+        # Not str.capitalize(): it would lower the rest ("DCGAN" -> "Dcgan").
+        parts.append(f"{desc[:1].upper() + desc[1:]} (`{ckpt.model.name}`) on {ckpt.dataset}; "
                      f"config `{ckpt.model.config}`; {ckpt.model.num_parameters():,} parameters, "
                      f"{path.stat().st_size / 2**20:.1f} MB.\n")
         parts.append("| metric | value | how it was measured |\n|---|---|---|")

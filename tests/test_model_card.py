@@ -1,0 +1,40 @@
+"""`python -m train.model_card`: trained/README.md rendered from the checkpoints' own metadata."""
+
+from __future__ import annotations
+
+from explorer import checkpoints
+from explorer.models import build
+from train import model_card
+
+from .conftest import TINY_GAN
+
+
+def _save(folder, epochs: int, requested: int) -> None:
+    command = f"python -m train wgan_gp --epochs {requested} --out trained/mnist-wgan_gp.safetensors --resume"
+    checkpoints.save(folder / "mnist-wgan_gp.safetensors", build("wgan_gp", TINY_GAN).eval(), dataset="mnist",
+                     metrics={"frechet_distance": 25.875, "classes_covered": 10, "headline": "frechet_distance",
+                              "how": {"frechet_distance": "Frechet distance on the classifier's features",
+                                      "classes_covered": "Frechet distance on the classifier's features"}},
+                     training={"command": command, "epochs": epochs, "epochs_requested": requested,
+                               "seconds": 1800, "device": "cpu", "threads": 1, "batch_size": 64, "lr": 1e-4,
+                               "seed": 0, "binarized": False})
+
+
+def test_the_card_states_each_checkpoints_metrics_and_command(tmp_path):
+    _save(tmp_path, epochs=70, requested=70)
+    card = model_card.render(tmp_path)
+    n = build("wgan_gp", TINY_GAN).num_parameters()
+    assert "WGAN-GP (`wgan_gp`) on mnist" in card  # the description as written, not "Wgan-gp"
+    assert f"{n:,} parameters" in card
+    assert "| frechet_distance | 25.88 | Frechet distance on the classifier's features |" in card
+    assert "| classes_covered | 10 | (as above) |" in card  # a repeated note is not written twice
+    assert "Trained for 70 epochs in 30 min on cpu (1 thread(s)), batch 64" in card
+    assert ("    LATENT_EXPLORER_DATA=../shared/data python -m train wgan_gp --epochs 70 "
+            "--out trained/mnist-wgan_gp.safetensors --resume\n") in card
+    assert "stopped early" not in card
+
+
+def test_a_run_stopped_before_its_epochs_says_so(tmp_path):
+    _save(tmp_path, epochs=12, requested=70)
+    assert "Trained for 12 epochs (stopped early: 12 of 70; the same command continues it" in \
+        model_card.render(tmp_path)
