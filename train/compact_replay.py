@@ -37,18 +37,14 @@ def compact_frames(frames: list[str]) -> tuple[list[str], int]:
 def compact_file(path: Path) -> int:
     """Rewrite one checkpoint or resume state with compressed replay frames; returns frames changed."""
     tensors, meta = checkpoints.read_tensors(path)
-    if path.name.endswith(checkpoints.RESUME_SUFFIX):
-        run = json.loads(meta["run"])
-        run["history"]["replay"], changed = compact_frames(run["history"].get("replay", []))
-        meta = {**meta, "run": json.dumps(run)}
-    else:
-        history = json.loads(meta.get("history", "{}"))
-        history["replay"], changed = compact_frames(history.get("replay", []))
-        if not history["replay"]:
-            del history["replay"]
-        meta = {**meta, "history": json.dumps(history)}
+    # A checkpoint keeps its history in metadata "history"; a resume state inside "run".
+    key = "run" if path.name.endswith(checkpoints.RESUME_SUFFIX) else "history"
+    stored = json.loads(meta.get(key, "{}"))
+    history = stored["history"] if key == "run" else stored
+    frames, changed = compact_frames(history.get("replay", []))
     if changed:
-        checkpoints.save_tensors(path, tensors, meta)
+        history["replay"] = frames
+        checkpoints.save_tensors(path, tensors, {**meta, key: json.dumps(stored)})
     return changed
 
 
