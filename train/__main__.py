@@ -21,6 +21,7 @@ from explorer.models import REGISTRY
 
 from .families import RECIPES
 from .loop import RunConfig, TrainingDiverged, fit
+from .precision import PRECISIONS
 
 
 def parse_set(items: list[str]) -> dict:
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="fp32, bf16 (autocast; weights, optimizer and evaluation stay float32), or auto "
+                        "(default: bf16 where the CPU or GPU has native bf16, else fp32)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory layout (default: the family's measured choice)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <state-dir>/<out stem>.resume.safetensors if present")
@@ -69,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = RunConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, out=a.out, model_config=parse_set(a.set),
-                    batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, resume=a.resume,
+                    batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, precision=a.precision,
+                    channels_last=a.channels_last, resume=a.resume,
                     binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, progress=not a.no_progress,
                     command="python -m train " + shlex.join(argv))
     try:

@@ -26,6 +26,9 @@ class Recipe:
     evaluate: Callable[[GenerativeModel, torch.Tensor, torch.Tensor, bool], dict[str, Any]]
     after_epoch: Callable[[GenerativeModel, torch.Tensor, torch.Tensor], None] | None = None
     defaults: dict[str, Any] | None = None  # lr, batch size, ...
+    # Train in the channels_last layout (see train.precision): on for the families whose
+    # convolutions dominate a step, as measured by `python -m benchmarks.training_speed`.
+    channels_last: bool = False
 
 
 def _adam(model: GenerativeModel, hp: dict[str, Any]) -> Optimizers:
@@ -34,7 +37,10 @@ def _adam(model: GenerativeModel, hp: dict[str, Any]) -> Optimizers:
 
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    # Autocast (bf16 training) wraps forward passes only; the backward pass follows the
+    # dtypes the forward pass recorded, and the optimizer step is float32.
+    with torch.autocast(loss.device.type, enabled=False):
+        loss.backward()
     opt.step()
 
 

@@ -6,8 +6,13 @@ After every epoch two files are written, each atomically:
     plus optimizer state, RNG states and the epoch counter, so `--resume` continues a run
     killed at any moment (even `kill -9`) having lost at most the epoch in progress. It is
     three times the model's size, so it stays out of `trained/` (and out of git).
+The checkpoint is written before the resume state, so the state is never ahead of it.
 A NaN or infinite loss stops the run at once with a clear message; the files from the
 last good epoch stay as they were.
+
+Precision (`train.precision`): the step runs under bf16 autocast when asked (`--precision
+bf16`, or `auto` on hardware with native bf16), with weights, gradients, optimizer state and
+losses in float32; the per-epoch evaluation always runs in float32.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from tqdm.auto import tqdm
 from explorer import checkpoints, data
 from explorer.models import GenerativeModel, build
 
+from . import precision as precision_
 from .families import RECIPES, Optimizers
 
 
@@ -43,6 +49,8 @@ class RunConfig:
     lr: float | None = None
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"          # fp32, bf16 (autocast) or auto (bf16 where the hardware has it)
+    channels_last: bool | None = None  # None: the family's measured choice (Recipe.channels_last)
     resume: bool = False
     binarize: bool | None = None     # None: binarize MNIST, keep Fashion-MNIST grey
     data_dir: str | None = None
@@ -109,10 +117,15 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         binarize = hp.pop("binarize", cfg.dataset == "mnist")
     hp.pop("binarize", None)
     device = pick_device(cfg.device)
+    precision = precision_.resolve(cfg.precision, device)
+    channels_last = recipe.channels_last if cfg.channels_last is None else cfg.channels_last
+    if precision == "bf16" and not precision_.native_bf16(device):
+        print(f"note: {device.type} has no native bf16 (no AMX / AVX-512 BF16 / bf16 GPU): bf16 is emulated "
+              f"and slower than fp32 here; --precision auto picks the faster one")
     out, state_file = Path(cfg.out), resume_path(Path(cfg.out), cfg.state_dir)
 
     torch.manual_seed(cfg.seed)
-    model = build(cfg.model, cfg.model_config).to(device)
+    model = build(cfg.model, cfg.model_config).to(device, memory_format=precision_.memory_format(channels_last))
     opts = recipe.make_optimizers(model, hp)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
@@ -157,7 +170,9 @@ def fit(cfg: RunConfig) -> GenerativeModel:
             x = train_x[idx]
             if binarize:
                 x = data.binarize(x, noise_gen)
-            losses = recipe.step(model, opts, x.to(device), train_y[idx].to(device))
+            with precision_.autocast(precision, device):  # evaluation below runs outside it, in float32
+                losses = recipe.step(model, opts, precision_.to_layout(x.to(device), channels_last),
+                                     train_y[idx].to(device))
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 kept = (f"the checkpoint from epoch {start_epoch if epoch == start_epoch else epoch} "
@@ -185,16 +200,20 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
                     "seconds": round(seconds, 1),
                     "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-                    "threads": torch.get_num_threads(), "seed": cfg.seed, "binarized": binarize,
+                    "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
+                    "seed": cfg.seed, "binarized": binarize,
                     "train_images": n, "torch": torch.__version__, **hp}
         opt_tensors, opt_meta = _flatten_optimizers(opts)
         run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
                "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir)}}
+        # Checkpoint first, resume state second: a kill between the two leaves the state one
+        # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
+        # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)
+        checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
         checkpoints.save_tensors(state_file, {
             **{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
             "rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle_gen.get_state(),
             "rng.noise": noise_gen.get_state()}, {"run": run})
-        checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
     if start_epoch >= cfg.epochs:
         print(f"nothing to do: {state_file} already holds {start_epoch} epochs (asked for {cfg.epochs})")
     return model
