@@ -112,7 +112,10 @@ class MaskedConv2d(nn.Module):
     `anchor` is the kernel cell that lies over the output pixel ((k//2, k//2) for a k x k
     PixelCNN mask); the input is zero-padded so the output has the input's height and width.
     Kernel rows below the last row that holds a 1 are dropped: they would only multiply
-    zeros (a 3x3 type-B kernel is stored as its top 2x3, a third less work).
+    zeros (a 3x3 type-B kernel is stored as its top 2x3, a third less work). A mask that is
+    then all ones (the gated stacks' kernels but the first horizontal one, the Row LSTM's
+    input taps) is not applied at all: the kernel's shape alone is causal, and skipping the
+    multiply saves two operations per call (forward and backward).
     """
 
     def __init__(self, in_channels: int, out_channels: int, mask: torch.Tensor, anchor: tuple[int, int]) -> None:
@@ -125,6 +128,7 @@ class MaskedConv2d(nn.Module):
         # F.pad order: (left, right, top, bottom)
         self.padding = (anchor[1], kw - 1 - anchor[1], anchor[0], kh - 1 - anchor[0])
         self.register_buffer("mask", mask.clone(), persistent=False)  # rebuilt from config
+        self.mask_is_full = bool(mask.all())
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw))
         self.bias = nn.Parameter(torch.empty(out_channels))
         # Scale the initial weights by the taps the mask keeps, not the whole kernel.
@@ -133,7 +137,7 @@ class MaskedConv2d(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def masked_weight(self) -> torch.Tensor:
-        return self.weight * self.mask
+        return self.weight if self.mask_is_full else self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, self.padding), self.masked_weight(), self.bias)
