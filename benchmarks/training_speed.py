@@ -64,23 +64,34 @@ def masks_always_applied() -> Iterator[None]:
         MaskedConv2d.masked_weight = original
 
 
-def time_steps(name: str, config: dict, prec: str, channels_last: bool, steps: int, batch: int = 64) -> float:
-    """Median seconds per training step of `name` under the given precision and layout."""
-    torch.manual_seed(0)
+SETTINGS = {"fp32 before": ("fp32", False, True), "fp32": ("fp32", False, False),
+            "fp32 + CL": ("fp32", True, False), "bf16": ("bf16", False, False), "bf16 + CL": ("bf16", True, False)}
+
+
+def time_settings(name: str, config: dict, steps: int, batch: int = 64) -> dict[str, float]:
+    """Median seconds per training step of `name` in each of SETTINGS (precision, channels_last,
+    masks always applied). The settings take turns step by step, so that drift in the machine's
+    load (or the allocator warming up) falls on all of them alike."""
     recipe = families.RECIPES[name]
-    model = build(name, config).to(memory_format=precision.memory_format(channels_last)).train()
-    opts = recipe.make_optimizers(model, {**(recipe.defaults or {})})
-    x = precision.to_layout((torch.rand(batch, 1, 28, 28) > 0.5).float(), channels_last)
-    y = torch.arange(batch) % 10
     cpu = torch.device("cpu")
-    times = []
+    runs = {}
+    for label, (prec, channels_last, _) in SETTINGS.items():
+        torch.manual_seed(0)
+        model = build(name, config).to(memory_format=precision.memory_format(channels_last)).train()
+        opts = recipe.make_optimizers(model, {**(recipe.defaults or {})})
+        x = precision.to_layout((torch.rand(batch, 1, 28, 28) > 0.5).float(), channels_last)
+        runs[label] = (model, opts, x, torch.arange(batch) % 10)
+    times: dict[str, list[float]] = {label: [] for label in SETTINGS}
     for i in range(steps + 1):
-        t0 = time.perf_counter()
-        with precision.autocast(prec, cpu):
-            recipe.step(model, opts, x, y)
-        if i:                                        # the first step warms caches up: not counted
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for label, (prec, _, old_masks) in SETTINGS.items():
+            model, opts, x, y = runs[label]
+            with masks_always_applied() if old_masks else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                with precision.autocast(prec, cpu):
+                    recipe.step(model, opts, x, y)
+                if i:                                # the first round warms caches up: not counted
+                    times[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def paired_run(data_dir: str | None, threads: int) -> list[tuple[str, float, float]]:
@@ -132,16 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         cfg = SHIPPED_SIZES[name]
         params = build(name, cfg).num_parameters()
-        with masks_always_applied():
-            before = time_steps(name, cfg, "fp32", False, a.steps)
-        t = {(prec, cl): time_steps(name, cfg, prec, cl, a.steps)
-             for prec in ("fp32", "bf16") for cl in (False, True)}
-        ms = {k: v * 1000 for k, v in t.items()}
-        row = (f"| {name} | {params:,} | {before * 1000:.0f} | {ms['fp32', False]:.0f} | {ms['fp32', True]:.0f} | "
-               f"{ms['bf16', False]:.0f} | {ms['bf16', True]:.0f} | "
-               f"{'on' if families.RECIPES[name].channels_last else 'off'} | "
-               f"{t['fp32', False] / before:.2f} | {t['fp32', False] / t['bf16', False]:.2f}x | "
-               f"{t['fp32', False] / t['fp32', True]:.2f}x |")
+        t = time_settings(name, cfg, a.steps)
+        row = (f"| {name} | {params:,} | " + " | ".join(f"{t[label] * 1000:.0f}" for label in SETTINGS) +
+               f" | {'on' if families.RECIPES[name].channels_last else 'off'} | "
+               f"{t['fp32'] / t['fp32 before']:.2f} | {t['fp32'] / t['bf16']:.2f}x | {t['fp32'] / t['fp32 + CL']:.2f}x |")
         print(row, flush=True)
         lines.append(row)
 

@@ -77,3 +77,58 @@ def test_damaged_or_oversized_frames_are_refused_with_a_message():
     bomb = metrics.pack_bytes(bytes(metrics.MAX_FRAME_BYTES + 784))  # compresses to a few kB
     with pytest.raises(ValueError, match="decompresses to more than"):
         metrics.decode_images(bomb)
+
+
+def _one_class_classifier(logit: float):
+    """A classifier whose top class (7) gets softmax probability e^logit / (e^logit + 9), always."""
+    clf = build("classifier", {"channels": 4, "features": 8}).eval()
+    with torch.no_grad():
+        clf.head[1].weight.zero_()
+        clf.head[1].bias.copy_((torch.arange(10.0) == 7) * logit)
+    return clf
+
+
+def test_legible_share_counts_images_at_or_above_probability_0_9():
+    images = torch.rand(20, 1, 28, 28)
+    # p = e^L / (e^L + 9) >= 0.9  <=>  L >= ln 81 = 4.394
+    assert metrics.legible_share(_one_class_classifier(4.5), images) == 1.0
+    assert metrics.legible_share(_one_class_classifier(4.3), images) == 0.0
+    assert metrics.sample_quality(images, _one_class_classifier(5.0), metrics.classify(
+        _one_class_classifier(5.0), images)[1])["legible"] == 1.0
+
+
+def test_autoregressive_samples_are_the_samplers_own():
+    from explorer import sampling
+    torch.manual_seed(0)
+    model = build("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3, "num_classes": 10}).eval()
+    got = metrics.model_samples(model, 6, seed=3, batch_size=4)
+    g = torch.Generator().manual_seed(3)
+    first = sampling.sample(model, 4, y=torch.arange(4), generator=g)
+    second = sampling.sample(model, 2, y=torch.arange(4, 6), generator=g)
+    assert got.shape == (6, 1, 28, 28) and set(got.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(got, torch.cat([first, second]))
+
+
+def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility(tiny_trained_dir, tmp_path):
+    import shutil
+
+    from benchmarks import sample_quality
+    from explorer import checkpoints
+    from tests.conftest import write_fake_dataset
+
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    for stem in ("mnist-vae", "mnist-pixelcnn", "mnist-classifier"):
+        shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
+    data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=32)
+    out = tmp_path / "quality.md"
+    sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--threads", "1",
+                         "--write-metadata", "--report", str(out)])
+    rows = {ln.split("|")[1].strip(): ln for ln in out.read_text().splitlines() if ln.startswith("| mnist-")}
+    assert set(rows) == {"mnist-vae", "mnist-pixelcnn"}
+    assert "mnist (binary)" in rows["mnist-pixelcnn"] and "mnist (binary)" not in rows["mnist-vae"]
+    for stem in rows:
+        m = checkpoints.load(folder / f"{stem}.safetensors").metrics
+        assert 0 <= m["legible"] <= 1 and 0 <= m["test_legible"] <= 1
+        assert sum(m["sample_class_histogram"]) == 8
+        assert "probability >= 0.9" in m["how"]["legible"]
