@@ -28,7 +28,7 @@ def test_the_card_states_each_checkpoints_metrics_and_command(tmp_path):
     assert f"{n:,} parameters" in card
     assert "| frechet_distance | 25.88 | Frechet distance on the classifier's features |" in card
     assert "| classes_covered | 10 | (as above) |" in card  # a repeated note is not written twice
-    assert "Trained for 70 epochs in 30 min on cpu (1 thread(s)), batch 64" in card
+    assert "Trained for 70 epochs in 30 min on cpu (1 thread(s), float32), batch 64" in card
     assert ("    LATENT_EXPLORER_DATA=../shared/data python -m train wgan_gp --epochs 70 "
             "--out trained/mnist-wgan_gp.safetensors --resume\n") in card
     assert "stopped early" not in card
@@ -38,3 +38,12 @@ def test_a_run_stopped_before_its_epochs_says_so(tmp_path):
     _save(tmp_path, epochs=12, requested=70)
     assert "Trained for 12 epochs (stopped early: 12 of 70; the same command continues it" in \
         model_card.render(tmp_path)
+
+
+def test_the_card_names_the_training_precision(tmp_path):
+    _save(tmp_path, epochs=70, requested=70)
+    path = tmp_path / "mnist-wgan_gp.safetensors"
+    ckpt = checkpoints.load(path)
+    checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
+                     training={**ckpt.training, "precision": "bf16", "channels_last": True})
+    assert "on cpu (1 thread(s), bf16 autocast, channels_last), batch 64" in model_card.render(tmp_path)

@@ -31,6 +31,13 @@ def _epochs_in(command: str) -> int | None:
     return int(words[words.index("--epochs") + 1]) if "--epochs" in words[:-1] else None
 
 
+def _precision(training: dict) -> str:
+    """How the steps were computed; runs from before `--precision` existed were all float32."""
+    words = {"bf16": "bf16 autocast", "fp32": "float32"}
+    layout = ", channels_last" if training.get("channels_last") else ""
+    return words.get(training.get("precision", "fp32"), training.get("precision")) + layout
+
+
 def render(folder: Path) -> str:
     parts = [INTRO]
     for path in checkpoints.checkpoint_files(folder):
@@ -56,7 +63,7 @@ def render(folder: Path) -> str:
                      + (f" (stopped early: {t.get('epochs')} of {requested}; the same command "
                         f"continues it, since it has --resume)" if stopped else "")
                      + f" in {t.get('seconds', 0) / 60:.0f} min on "
-                     f"{t.get('device')} ({t.get('threads')} thread(s)), batch {t.get('batch_size')}, "
+                     f"{t.get('device')} ({t.get('threads')} thread(s), {_precision(t)}), batch {t.get('batch_size')}, "
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
