@@ -11,6 +11,9 @@ setting is timed as the median of --steps steps after one warm-up step. "before"
 what the op-count work removed (a mask multiply on kernels whose mask is all ones), so both
 sides are measured in the same run. bf16 only pays where the hardware computes it (AMX,
 AVX-512 BF16, a bf16 GPU); elsewhere it is emulated: the report says which this machine is.
+For models without masked convolutions "before" and "after" run the same code, so their
+after/before ratio shows the run's noise (on a busy shared machine, easily 0.7-1.3): read
+smaller differences anywhere in the table as no difference.
 
 --paired trains the same small PixelCNN twice (same seed, data and epochs), in fp32 and in
 bf16, with `train.loop.fit`, and compares the exact test NLLs (always evaluated in float32).
