@@ -31,6 +31,11 @@ from torch import nn
 from .base import LatentModel, register
 
 
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, in closed form, shaped like mu."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
 class _ConvAutoencoder(LatentModel):
     """Shared body; subclasses set `variational` and the defaults."""
 
@@ -135,8 +140,7 @@ class VAE(_ConvAutoencoder):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
         rec = self.reconstruction_nll(self.decode_logits(z, y), x)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
-        return rec, kl
+        return rec, gaussian_kl(mu, logvar).sum(1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         rec, kl = self.elbo_terms(x, y)
