@@ -28,7 +28,7 @@ from .models.base import LatentModel
 # A dimension is inactive when it carries less than this share of the strongest one's effect
 # (KL for a VAE, image change for the others): its slider changes next to nothing.
 INACTIVE_SHARE = 0.02
-ENCODE_BATCH = 500
+ENCODE_BATCH = 500   # images per encoder or decoder pass
 
 
 @dataclass(frozen=True)
@@ -65,17 +65,6 @@ class PrincipalDirections:
 def _labels(model: LatentModel, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
     return y if model.num_classes and y is not None else (
         torch.zeros(n, dtype=torch.long) if model.num_classes else None)
-
-
-@torch.no_grad()
-def encode_all(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Codes (N, D) of images (N, C, H, W), in batches (a GAN's codes come from inversion)."""
-    out = []
-    for s in range(0, len(x), ENCODE_BATCH):
-        yb = None if y is None else y[s:s + ENCODE_BATCH]
-        with torch.enable_grad():   # GAN inversion optimises its codes
-            out.append(model.encode(x[s:s + ENCODE_BATCH], _labels(model, yb, len(x[s:s + ENCODE_BATCH]))).detach())
-    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -122,14 +122,18 @@ def decode(model: LatentModel, z: torch.Tensor, label: int | None = None,
     return torch.cat(out) if out else torch.empty(0, *model.data_shape)
 
 
-def encode(model: LatentModel, x: torch.Tensor, label: int | None = None,
+def encode(model: LatentModel, x: torch.Tensor, label: int | torch.Tensor | None = None,
            batch: int = DECODE_BATCH) -> torch.Tensor:
-    """Codes (N, D) of images (N, C, H, W) in [0, 1].
+    """Codes (N, D) of images (N, C, H, W) in [0, 1]; `label`: one class for all, or (N,) classes
+    (used by conditional models only).
 
     Not wrapped in no_grad: a GAN's encoder is an optimisation (inversion) that needs
     gradients; it manages them itself. The result is detached.
     """
-    y = _labels(model, label, len(x))
+    if torch.is_tensor(label) and label.dim() == 1:
+        y = model._check_labels(label, len(x)) if model.num_classes else None
+    else:
+        y = _labels(model, label, len(x))
     out = [model.encode(x[i:i + batch], None if y is None else y[i:i + batch]).detach()
            for i in range(0, len(x), batch)]
     return torch.cat(out) if out else torch.empty(0, model.latent_dim)
