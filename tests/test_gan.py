@@ -90,3 +90,19 @@ def test_gan_training_records_a_replay_per_epoch(name, fake_data, tmp_path):
         z = ckpt.model.sample_latent(100, torch.Generator().manual_seed(1234))
         expected = (ckpt.model.decode(z) * 255).round() / 255
     torch.testing.assert_close(replay[1], expected, atol=1 / 255 + 1e-6, rtol=0)
+
+
+def test_the_plain_gan_takes_a_convolutional_discriminator_without_batch_norm():
+    from explorer.models import build
+
+    torch.manual_seed(0)
+    model = build("gan", {"latent_dim": 8, "hidden": 16, "discriminator": "conv", "channels": 4})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.discriminator.modules())
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    assert model.critic(x).shape == (5,)
+    # Each image's score depends on that image alone (nothing compares the batch).
+    torch.testing.assert_close(model.critic(x)[:2], model.critic(x[:2]))
+    for bad in ({"discriminator": "transformer"}, {"g_steps": 0}):
+        with pytest.raises(ValueError):
+            build("gan", bad)

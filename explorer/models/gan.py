@@ -185,19 +185,31 @@ class PlainGAN(_GAN):
     `g_steps` generator updates follow each discriminator update. Goodfellow et al. warn that
     "G must not be trained too much without updating D" lest it map many z to the same x
     (their "Helvetica scenario"); with g_steps > 1 that is exactly what happens: mode collapse.
+
+    `discriminator`: "mlp" (fully connected, `hidden` units) or "conv" (DCGAN's discriminator
+    with `channels`, without batch norm). A convolutional discriminator knows strokes, so the
+    one image a collapsed generator makes is pushed to look like a real digit; without batch
+    norm nothing in it compares the images of a batch, so nothing holds the generator back from
+    making one image for every z. With `discriminator=conv g_steps=3` the generator collapses
+    onto one digit and hops to another whenever the discriminator learns to reject the last.
     """
 
     name = "gan"
     description = "plain GAN"
-    defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1, "num_classes": 0,
-                "data_shape": [1, 28, 28]}
+    defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1,
+                "discriminator": "mlp", "channels": 16, "num_classes": 0, "data_shape": [1, 28, 28]}
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
         if self.config["g_loss"] not in ("saturating", "non_saturating"):
             raise ValueError("g_loss must be 'saturating' or 'non_saturating'")
+        if self.config["discriminator"] not in ("mlp", "conv"):
+            raise ValueError("discriminator must be 'mlp' or 'conv'")
+        if int(self.config["g_steps"]) < 1:
+            raise ValueError("g_steps must be at least 1")
         self.generator = _mlp_generator(self.latent_dim, self.config["hidden"])
-        self.discriminator = _mlp_discriminator(self.config["hidden"])
+        self.discriminator = (_dcgan_discriminator(self.config["channels"], batch_norm=False)
+                              if self.config["discriminator"] == "conv" else _mlp_discriminator(self.config["hidden"]))
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
