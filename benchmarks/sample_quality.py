@@ -99,7 +99,34 @@ def main(argv: list[str] | None = None) -> None:
                      f"{s['legible']:.1%} | {s['test_legible']:.1%} | {s['classes_covered']}/10 | "
                      f"{s['kl_to_uniform']:.3f} | {s['frechet_distance']:.2f} | {s['frechet_floor']:.2f} | "
                      f"{s['frechet_distance'] / s['frechet_floor']:.1f}x |")
+    lines += replay_section(rows, a.trained)
     report.write(a.report, lines)
+
+
+def replay_section(rows, trained) -> list[str]:
+    """Per epoch of each training replay (the fixed-seed sample grid a GAN stored after every
+    epoch): the classes the classifier sees, and the legible share of the frame."""
+    lines = []
+    for name, ckpt, _ in rows:
+        replay = ckpt.history.get("replay")
+        if not replay:
+            continue
+        clf = checkpoints.load(trained / f"{ckpt.dataset}-classifier.safetensors").model
+        scores = metrics.replay_class_scores(clf, metrics.decode_replay(replay))
+        tops = []
+        lines += ["", f"## Training replay: {name}", "",
+                  f"{len(scores)} epochs, {sum(scores[0]['class_histogram'])} fixed-seed samples per frame.", "",
+                  "| epoch | classes covered | top classes (samples) | legible |", "|---|---|---|---|"]
+        for epoch, s in enumerate(scores, start=1):
+            hist = torch.tensor(s["class_histogram"])
+            top = [int(c) for c in hist.argsort(descending=True)[:3] if hist[c] > 0]
+            tops.append(top[0])
+            lines.append(f"| {epoch} | {s['classes_covered']} | "
+                         + ", ".join(f"{c} ({int(hist[c])})" for c in top) + f" | {s['legible']:.0%} |")
+        lines += ["", f"Top class per epoch: {' '.join(map(str, tops))} ({len(set(tops))} different); epochs with "
+                      f"1-3 classes: {sum(1 <= s['classes_covered'] <= 3 for s in scores)} of {len(scores)}; "
+                      f"with >= 80% legible: {sum(s['legible'] >= 0.8 for s in scores)} of {len(scores)}."]
+    return lines
 
 
 if __name__ == "__main__":

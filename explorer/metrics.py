@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .models.autoencoder import VAE, Autoencoder
 from . import sampling
+from .models.autoencoder import VAE, Autoencoder
 from .models.base import AutoregressiveModel
 
 
@@ -306,14 +306,16 @@ def decode_replay(replay: list[str], shape: tuple[int, int, int] = (1, 28, 28)) 
 
 @torch.no_grad()
 def replay_class_scores(classifier: torch.nn.Module, frames: torch.Tensor) -> list[dict[str, Any]]:
-    """Per epoch of a replay (E, N, 1, 28, 28): class histogram, classes covered, KL to uniform.
+    """Per epoch of a replay (E, N, 1, 28, 28): class histogram, classes covered, KL to uniform,
+    and the legible share of the frame.
 
     The same fixed-seed samples every epoch, so a change between epochs is the generator's
     doing; a collapsing GAN shows few classes per epoch, hopping from one to another.
     """
     preds, _ = classify(classifier, frames.flatten(0, 1))
     scores = []
-    for epoch_preds in preds.view(len(frames), -1):
+    for frame, epoch_preds in zip(frames, preds.view(len(frames), -1)):
         counts = torch.bincount(epoch_preds, minlength=classifier.num_classes)
-        scores.append({**coverage(counts), "class_histogram": counts.tolist()})
+        scores.append({**coverage(counts), "class_histogram": counts.tolist(),
+                       "legible": legible_share(classifier, frame)})
     return scores

@@ -114,21 +114,27 @@ def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility
 
     from benchmarks import sample_quality
     from explorer import checkpoints
-    from tests.conftest import write_fake_dataset
+    from tests.conftest import REPLAY_EPOCHS, write_fake_dataset
 
     folder = tmp_path / "trained"
     folder.mkdir()
-    for stem in ("mnist-vae", "mnist-pixelcnn", "mnist-classifier"):
+    for stem in ("mnist-vae", "mnist-pixelcnn", "mnist-dcgan", "mnist-classifier"):
         shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
     data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=32)
     out = tmp_path / "quality.md"
     sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--threads", "1",
                          "--write-metadata", "--report", str(out)])
     rows = {ln.split("|")[1].strip(): ln for ln in out.read_text().splitlines() if ln.startswith("| mnist-")}
-    assert set(rows) == {"mnist-vae", "mnist-pixelcnn"}
+    assert set(rows) == {"mnist-vae", "mnist-pixelcnn", "mnist-dcgan"}
     assert "mnist (binary)" in rows["mnist-pixelcnn"] and "mnist (binary)" not in rows["mnist-vae"]
     for stem in rows:
         m = checkpoints.load(folder / f"{stem}.safetensors").metrics
         assert 0 <= m["legible"] <= 1 and 0 <= m["test_legible"] <= 1
         assert sum(m["sample_class_histogram"]) == 8
         assert "probability >= 0.9" in m["how"]["legible"]
+    # The GAN's training replay: a row per stored epoch, and the summary the collapse target reads.
+    text = out.read_text()
+    replay = text.split("## Training replay: mnist-dcgan")[1]
+    epochs = [int(ln.split("|")[1]) for ln in replay.splitlines() if ln.split("|")[1:2] and ln.split("|")[1].strip().isdigit()]
+    assert epochs == list(range(1, REPLAY_EPOCHS + 1))
+    assert f"epochs with 1-3 classes: " in replay and f"of {REPLAY_EPOCHS}" in replay
