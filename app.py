@@ -3,13 +3,17 @@
 Environment:
   LATENT_EXPLORER_TRAINED  folder of checkpoints (default: trained/ beside this file)
   LATENT_EXPLORER_DATA     folder of MNIST / Fashion-MNIST IDX files for test examples
-                           (default: a torchvision download; without one, model samples)
+                           (default: the test splits, downloaded once into a cache; without
+                           a network, samples from the models)
   LATENT_EXPLORER_THREADS  torch threads per request (default 1: requests run side by side)
   GRADIO_SERVER_NAME       host to bind (default 127.0.0.1; 0.0.0.0 for a network or Space)
   GRADIO_SERVER_PORT       port (default 7860, or the next free one)
 """
 
 from __future__ import annotations
+
+# First, before torch: on a ZeroGPU Space this imports `spaces`, which sets up CUDA for it.
+import explorer.gpu  # noqa: F401  isort: skip
 
 import os
 from pathlib import Path

@@ -3,7 +3,8 @@
 Where the files come from, in order:
   1. the `data_dir` argument (the training CLI's `--data-dir`),
   2. the environment variable LATENT_EXPLORER_DATA,
-  3. otherwise torchvision downloads them into ~/.cache/latent-explorer (needs internet).
+  3. otherwise a download of the split asked for (two files; the app asks only for the
+     test split), once, into ~/.cache/latent-explorer, from torchvision's mirrors.
 
 A data folder is laid out like `../shared/data`: one sub-folder per data set (`mnist/`,
 `fashion-mnist/`) holding the four standard IDX files, gzip-compressed or not. A folder
@@ -17,7 +18,9 @@ project (and the literature's numbers) sees the same bits.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +44,39 @@ SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 _IDX_UBYTE = 0x08
 
 
+# Where the IDX files can be downloaded (torchvision's mirrors) and their MD5 sums.
+MIRRORS: dict[str, list[str]] = {
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+}
+MD5: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+}
+# Seconds to wait on a mirror: without a network the app starts after at most this per mirror.
+DOWNLOAD_TIMEOUT = 15
+
+
 class DataError(RuntimeError):
-    """A data file is missing or not what it should be; the message names the file."""
+    """A data file is missing or not what it should be; the message names the file.
+
+    `brief` says the same for a web page: a short sentence with no server paths or raw
+    network errors (those go to the log).
+    """
+
+    def __init__(self, message: str, brief: str = "the test images could not be read") -> None:
+        super().__init__(message)
+        self.brief = brief
 
 
 @dataclass(frozen=True)
@@ -108,7 +142,8 @@ def _find_file(folder: Path, dataset: str, stem: str) -> Path:
     raise DataError(
         f"{folder / sub / (stem + '.gz')}: file not found (looked for {stem} or {stem}.gz in "
         f"{folder / sub} and {folder}); point --data-dir or ${DATA_ENV} at a folder laid out "
-        f"like <dir>/{sub}/{stem}.gz"
+        f"like <dir>/{sub}/{stem}.gz",
+        f"they are not in the data folder (it needs {sub}/{stem}.gz)",
     )
 
 
@@ -143,18 +178,43 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None) -> 
 
 
 def _download(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fetch with torchvision into the cache; only used when no folder is given."""
-    import torchvision  # imported here: only the download path needs it
+    """The split's two IDX files from the cache, downloading any that are missing (once:
+    later runs find them there). Only used when no data folder is given."""
+    prefix = SPLIT_PREFIX[split]
+    folder = CACHE_DIR / _dataset_entry(dataset)[0]
+    paths = [_fetch(dataset, f"{prefix}-{kind}.gz", folder) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    return read_idx(paths[0], 3), read_idx(paths[1], 1)
 
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST}[dataset]
-    try:
-        ds = cls(str(CACHE_DIR), train=(split == "train"), download=True)
-    except Exception as err:  # network errors come in many types
-        raise DataError(
-            f"could not download {dataset} into {CACHE_DIR} ({err}); without internet, point "
-            f"--data-dir or ${DATA_ENV} at a folder of IDX files"
-        ) from None
-    return ds.data.numpy(), ds.targets.numpy()
+
+def _fetch(dataset: str, name: str, folder: Path) -> Path:
+    """One file of a data set in `folder`, checked against its MD5; downloaded if missing."""
+    path = folder / name
+    want = MD5[dataset][name]
+    if path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() == want:
+        return path
+    reasons = []
+    for mirror in MIRRORS[dataset]:
+        try:
+            with urllib.request.urlopen(mirror + name, timeout=DOWNLOAD_TIMEOUT) as response:
+                data = response.read()
+        except (OSError, ValueError) as err:  # no network, DNS, HTTP errors, timeouts
+            reasons.append(f"{mirror + name}: {err}")
+            continue
+        if hashlib.md5(data).hexdigest() != want:
+            reasons.append(f"{mirror + name}: wrong MD5 checksum")
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".part{os.getpid()}")
+            partial.write_bytes(data)
+            partial.replace(path)  # atomic: a reader never sees half a file
+        except OSError as err:
+            raise DataError(f"could not write {path} ({err})",
+                            f"the downloaded {dataset} images could not be stored") from None
+        return path
+    message = (f"could not download {name} of {dataset} ({'; '.join(reasons)}); without internet, "
+               f"point --data-dir or ${DATA_ENV} at a folder of IDX files")
+    raise DataError(message, "they could not be downloaded (no internet connection?)")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -31,12 +31,13 @@ ENDPOINTS = {
     "/select_model", "/grid", "/interpolate", "/compare", "/compare_controls", "/manifold",
     "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
     "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",
-    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score")
+    "/encode", "/encode_controls",
+    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score", "encode")
       for source in ("example", "upload", "drawing")),
 }
 # Where each digit input's examples come from: a model's data set, or a data set by name.
 DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "complete": "mnist-pixelcnn",
-               "score": "mnist"}
+               "score": "mnist", "encode": "mnist-vae"}
 
 
 def picture(path: str) -> np.ndarray:
@@ -91,7 +92,7 @@ def test_damaged_checkpoints_are_skipped_with_a_visible_notice(server, catalog):
     assert any("truncated.safetensors" in n for n in catalog.notices)
     config = httpx.get(server[0] + "config").text
     assert "Skipped garbage.safetensors" in config and "Skipped truncated.safetensors" in config
-    assert "No test images for fashion-mnist" in config  # no fake Fashion-MNIST was written
+    assert "No test images of fashion-mnist" in config  # no fake Fashion-MNIST was written
 
 
 def test_select_model_narrows_the_sliders_and_shows_the_class_picker(server, tmp_path):

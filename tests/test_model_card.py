@@ -47,3 +47,12 @@ def test_the_card_names_the_training_precision(tmp_path):
     checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
                      training={**ckpt.training, "precision": "bf16", "channels_last": True})
     assert "on cpu (1 thread(s), bf16 autocast, channels_last), batch 64" in model_card.render(tmp_path)
+
+
+def test_the_card_opens_with_hub_metadata(tmp_path):
+    _save(tmp_path, epochs=70, requested=70)
+    card = model_card.render(tmp_path)
+    header = card.split("---\n")[1].splitlines()
+    assert card.startswith("---\n") and "# Shipped checkpoints" in card.split("---\n")[2]
+    assert {"license: mit", "library_name: pytorch", "- safetensors", "- wgan-gp", "- ylecun/mnist"} <= set(header)
+    assert "- zalando-datasets/fashion_mnist" not in header  # only the data sets of the files there

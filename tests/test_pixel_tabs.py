@@ -257,8 +257,11 @@ def test_likelihood_table_matches_the_models(client, catalog):
     assert "How to read this" in text
 
 
-def test_likelihood_without_an_image_or_data_says_why(client):
-    with pytest.raises(AppError, match="No fashion-mnist test images"):
-        client.predict("fashion-mnist", 0, api_name="/score_source")
+def test_likelihood_without_data_scores_model_samples_and_without_an_image_says_why(client, catalog):
+    # No Fashion-MNIST test images here: the example is a sample from a Fashion-MNIST model.
+    preview, caption = client.predict("fashion-mnist", 2, api_name="/score_source")
+    assert caption == "no test images available; a sample from fashion-mnist-vae (seed 2)"
+    sample = catalog.example("fashion-mnist-vae", 2)[0]
+    assert np.abs(np.asarray(Image.open(preview)).astype(int) - images.to_uint8(sample)).max() <= 1
     with pytest.raises(AppError, match="Pick, upload or draw an image to score"):
         client.predict(None, api_name="/likelihood")

@@ -11,6 +11,20 @@ from pathlib import Path
 
 from explorer import checkpoints
 
+# The data sets' names on the Hugging Face Hub, for the card's metadata.
+HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist"}
+# Hub-style YAML metadata opening the card (the Hub reads it on a model or Space page).
+FRONT_MATTER = """---
+license: mit
+library_name: pytorch
+pipeline_tag: unconditional-image-generation
+tags:
+{tags}
+datasets:
+{datasets}
+---
+"""
+
 INTRO = """# Shipped checkpoints
 
 Each file is one model: safetensors weights plus JSON metadata (config, data set, metrics and
@@ -38,10 +52,19 @@ def _precision(training: dict) -> str:
     return words.get(training.get("precision", "fp32"), training.get("precision")) + layout
 
 
+def front_matter(loaded: list[checkpoints.Checkpoint]) -> str:
+    """The card's YAML header: licence, library, and the data sets and model kinds it holds."""
+    datasets = sorted({HUB_DATASETS.get(c.dataset, c.dataset) for c in loaded})
+    tags = ["safetensors", *sorted({c.model.name.replace("_", "-") for c in loaded})]
+    return FRONT_MATTER.format(tags="\n".join(f"- {t}" for t in tags),
+                               datasets="\n".join(f"- {d}" for d in datasets))
+
+
 def render(folder: Path) -> str:
-    parts = [INTRO]
-    for path in checkpoints.checkpoint_files(folder):
-        ckpt = checkpoints.load(path)
+    loaded = [checkpoints.load(path) for path in checkpoints.checkpoint_files(folder)]
+    parts = [front_matter(loaded), INTRO]
+    for ckpt in loaded:
+        path = ckpt.path
         m, t = ckpt.metrics, ckpt.training
         parts.append(f"## {path.name}\n")
         desc = type(ckpt.model).description

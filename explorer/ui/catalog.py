@@ -4,7 +4,7 @@ A missing, damaged or foreign checkpoint is skipped and noted (the app shows the
 the rest are served. Latent models are what the model pickers offer; a data set's
 classifier is a tool (it scores GAN samples in the training replay), never offered;
 autoregressive models are kept apart for their own views. Test images are loaded once per
-data set where they can be had (a data folder, or a torchvision download); without them the
+data set where they can be had (a data folder, or a download of the test split); without them the
 app falls back to samples from the models and says so. No Gradio here: the tabs ask this
 object for models, examples and cached results.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints, latent, metrics, sampling
+from .. import checkpoints, heavy, latent, metrics, sampling
 from ..checkpoints import Checkpoint, CheckpointError
 from ..data import DataError, Split, class_names, load_split, resolve_data_dir
 from ..models.base import AutoregressiveModel, LatentModel
+
+log = logging.getLogger(__name__)
 
 # Test images encoded for the scatter of a 2-D code space: enough to see the clusters,
 # few enough for the browser to draw quickly.
@@ -77,7 +80,7 @@ class Catalog:
         """Load every latent-model checkpoint in `folder`; skip (and note) those that fail.
 
         Test sets come from `data_dir`, else $LATENT_EXPLORER_DATA, else (if `download`)
-        a torchvision download; a data set that cannot be had is noted, not fatal.
+        a download of the test split; a data set that cannot be had is noted, not fatal.
         """
         folder = Path(folder)
         models: dict[str, Checkpoint] = {}
@@ -86,12 +89,13 @@ class Catalog:
         notices: list[str] = []
         files = checkpoints.checkpoint_files(folder)
         if not files:
-            notices.append(f"No checkpoints found in {folder}: train one with `python -m train ...`.")
+            notices.append(f"No checkpoints found in the folder {folder.name}/: train one with `python -m train ...`.")
         for path in files:
             try:
                 ckpt = checkpoints.load(path)
             except CheckpointError as err:
-                notices.append(f"Skipped {path.name}: {err}")
+                # The file's name, not its path: the page never shows where the server keeps files.
+                notices.append(f"Skipped {path.name}: {str(err).replace(f'{path}: ', '')}")
                 continue
             if isinstance(ckpt.model, LatentModel):
                 models[ckpt.name] = ckpt
@@ -111,7 +115,9 @@ class Catalog:
             try:
                 test_sets[dataset] = load_split(dataset, "test", folder_for_data)
             except (DataError, ValueError, OSError) as err:
-                data_notes[dataset] = str(err)
+                # The page gets a short sentence; the details (paths, network errors), the log.
+                log.warning("no %s test images: %s", dataset, err)
+                data_notes[dataset] = err.brief if isinstance(err, DataError) else "the test images could not be read"
         return cls(models, notices, test_sets, data_notes, classifiers, autoregressive)
 
     # ---------------------------------------------------------------- lookups
@@ -210,11 +216,16 @@ class Catalog:
         return image, label, f"no test images available; a sample from {name} (seed {index})"
 
     def dataset_example(self, dataset: str, index: int) -> tuple[torch.Tensor, int | None, str]:
-        """Test image number `index` of a data set: (image (1, 28, 28) in [0, 1], class, caption)."""
+        """Test image number `index` of a data set: (image (1, 28, 28) in [0, 1], class, caption);
+        without its test images, a sample from a model of that data set."""
         split = self.test_sets.get(dataset)
         if split is None:
-            why = self.data_notes.get(dataset, "no model of that data set is loaded")
-            raise ValueError(f"No {dataset} test images here ({why}); upload or draw an image instead.")
+            # Without the data set, a sample from one of its models (a latent model decodes fastest).
+            stand_ins = [n for n, c in (*self.models.items(), *self.autoregressive.items()) if c.dataset == dataset]
+            if not stand_ins:
+                raise ValueError(f"No {dataset} test images and no {dataset} model here; "
+                                 "upload or draw an image instead.")
+            return self.example(stand_ins[0], index)
         index = int(index) % len(split)
         label = int(split.labels[index])
         image = split.images[index].float().div(255.0).unsqueeze(0)
@@ -236,8 +247,9 @@ class Catalog:
                 return self._encoded[key]
         model = self.model(name)
         x = image.unsqueeze(0)
-        code = latent.encode(model, x, label)
-        found = (code[0], float(latent.reconstruction_error(model, x, code, label)[0]))
+        # A GAN's inversion is heavy (a GPU on ZeroGPU); an encoder network is one quick pass.
+        code, error = (heavy.invert if latent.inverts(model) else heavy.encode)(model, x, label)
+        found = (code[0], float(error[0]))
         with self._lock:
             self._encoded[key] = found
             while len(self._encoded) > ENCODE_CACHE:

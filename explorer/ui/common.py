@@ -143,7 +143,6 @@ def model_info(catalog: Catalog, name: str) -> str:
     command = ckpt.training.get("command")
     if command:
         lines.append(f"trained with `{command}`")
-    note = catalog.data_note(name)
-    if note:
-        lines.append(f"No test images for {ckpt.dataset} ({note}); examples are samples from the model.")
+    if catalog.data_note(name):  # the reason is in the page's notice, said once
+        lines.append("examples are samples from the model (no test images)")
     return "  \n".join(lines)

@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import images
-from . import compare, grid, interpolate, likelihood, manifold, pixels, replay
+from . import compare, encode, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
 from .grid import GridTab, fit_dims
@@ -38,8 +38,12 @@ def default_model(catalog: Catalog) -> str | None:
 def notices_markdown(catalog: Catalog) -> str:
     """Visible notes on skipped checkpoints (and missing test data), or nothing."""
     lines = [f"- {n}" for n in catalog.notices]
-    lines += [f"- No test images for {ds}: {why}. Examples are samples from the models."
-              for ds, why in catalog.data_notes.items()]
+    # One line per reason, not per data set: "no internet" is said once.
+    reasons: dict[str, list[str]] = {}
+    for dataset, why in catalog.data_notes.items():
+        reasons.setdefault(why, []).append(dataset)
+    lines += [f"- No test images of {' or '.join(datasets)}: {why}. The examples are samples from the models."
+              for why, datasets in reasons.items()]
     return ("**Notice**\n" + "\n".join(lines)) if lines else ""
 
 
@@ -76,6 +80,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 grid_tab: GridTab = grid.build(catalog, model)
             with gr.Tab("Interpolation"):
                 interp_label = interpolate.build(catalog, model, store)
+            with gr.Tab("Encode"):
+                encode.build(catalog, start)
             with gr.Tab("AE vs VAE"):
                 compare.build(catalog)
             with gr.Tab("2-D manifold"):

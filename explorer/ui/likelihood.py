@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import images, metrics, pictures
+from .. import heavy, images, metrics, pictures
 from ..models.base import AutoregressiveModel
 from .catalog import Catalog
 from .common import DECODE, user_errors
@@ -80,23 +80,26 @@ def scorable_vaes(catalog: Catalog) -> list[str]:
             and c.training.get("binarized") is True and hasattr(c.model, "decode_logits")]
 
 
-@torch.no_grad()
 def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
-    """The image (1, H, W) in [0, 1] under every autoregressive model and scorable VAE."""
-    out = []
+    """The image (1, H, W) in [0, 1] under every autoregressive model and scorable VAE.
+
+    The models' work is one heavy call (a GPU on ZeroGPU); each model sees the image as it
+    was trained: thresholded for a binary model, 256 grey levels for an 8-bit one."""
+    autoregressive = []
     for name, ckpt in catalog.autoregressive.items():
-        model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
-        if model.num_classes:
+        if ckpt.model.num_classes:
             continue  # a conditional model's p(x | y) answers another question
-        x = as_model_input(model, image).unsqueeze(0)
-        nll = model.pixel_nll(x)[0, 0]
+        autoregressive.append((name, ckpt, as_model_input(ckpt.model, image).unsqueeze(0)))
+    vaes = [(name, catalog.get(name), (image >= 0.5).float().unsqueeze(0)) for name in scorable_vaes(catalog)]
+    maps, bounds = heavy.likelihoods([(c.model, x) for _, c, x in autoregressive],
+                                     [(c.model, x) for _, c, x in vaes], VAE_SAMPLES)
+    out = []
+    for (name, ckpt, x), nll in zip(autoregressive, maps):
+        model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
         how = "binary (threshold 0.5)" if model.output_kind == "bernoulli" else "256 grey levels"
-        out.append(Score(name, ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll, x[0],
+        out.append(Score(name, ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll[0], x[0],
                          model.output_kind))
-    for name in scorable_vaes(catalog):
-        ckpt = catalog.get(name)
-        x = (image >= 0.5).float().unsqueeze(0)
-        bound = float(metrics.importance_weighted_nll(ckpt.model, x, k=VAE_SAMPLES, progress=False)[0])
+    for (name, ckpt, x), bound in zip(vaes, bounds):
         out.append(Score(name, ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
                          vae_test_average(ckpt.metrics), None, x[0], "bernoulli"))
     return out

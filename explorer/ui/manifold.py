@@ -31,10 +31,9 @@ def scatter_table(catalog: Catalog, name: str) -> tuple[pd.DataFrame, str]:
                 "here. The manifold picture shows what its generator makes.")
     found = catalog.test_codes(name)
     if found is None:
-        note = catalog.data_note(name) or "no test set"
         return (pd.DataFrame({c: [] for c in COLUMNS}),
-                f"No test images are available for {catalog.get(name).dataset} ({note}), so there "
-                "is no scatter of encoded images. Set LATENT_EXPLORER_DATA to a data folder to see it.")
+                f"No test images are available for {catalog.get(name).dataset}, so there is no scatter "
+                "of encoded images here; the manifold picture shows what the decoder makes.")
     codes, labels = found
     classes = catalog.classes(name)
     table = pd.DataFrame({"z0": codes[:, 0].numpy(), "z1": codes[:, 1].numpy(),
@@ -76,8 +75,10 @@ def build(catalog: Catalog) -> None:
     with gr.Row():
         picture = gr.Image(value=first[0], label="learned manifold", type="pil", format="png",
                            interactive=False)
+        # Hidden where no 2-D model has test images to encode (no data set here): not an empty plot.
         scatter = gr.ScatterPlot(value=first[1], x="z0", y="z1", color="class",
-                                 label="encoded test images", height=520)
+                                 label="encoded test images", height=520,
+                                 visible=any(catalog.test_codes(n) is not None for n in names))
     note = gr.Markdown(first[2])
     model.change(functools.partial(class_picker, catalog),
                  [model, label], label, api_name="manifold_controls", **LIGHT)
