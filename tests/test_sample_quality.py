@@ -122,7 +122,7 @@ def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility
         shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
     data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=32)
     out = tmp_path / "quality.md"
-    sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--threads", "1",
+    sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--n-autoregressive", "8", "--threads", "1",
                          "--write-metadata", "--report", str(out)])
     rows = {ln.split("|")[1].strip(): ln for ln in out.read_text().splitlines() if ln.startswith("| mnist-")}
     assert set(rows) == {"mnist-vae", "mnist-pixelcnn", "mnist-dcgan"}
