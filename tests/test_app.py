@@ -24,8 +24,7 @@ from PIL import Image
 from explorer import images, latent
 from explorer.ui import Catalog
 from explorer.ui import manifold as manifold_tab
-from tests.conftest import REPO, free_port, write_fake_dataset
-from tests.test_images import png_with_size, seven
+from tests.helpers import REPO, free_port, picture, png_with_size, seven, write_fake_dataset
 
 ENDPOINTS = {
     "/select_model", "/grid", "/interpolate", "/compare", "/compare_controls", "/manifold",
@@ -38,10 +37,6 @@ ENDPOINTS = {
 # Where each digit input's examples come from: a model's data set, or a data set by name.
 DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "complete": "mnist-pixelcnn",
                "score": "mnist", "encode": "mnist-vae"}
-
-
-def picture(path: str) -> np.ndarray:
-    return np.asarray(Image.open(path))
 
 
 def model_code_image(catalog: Catalog, name: str, image_path: str, label=None) -> torch.Tensor:

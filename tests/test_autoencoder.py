@@ -10,7 +10,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from explorer import metrics
 from explorer.models import REGISTRY, build
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 @pytest.mark.parametrize("name", ["ae", "vae", "cvae"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from explorer.ui import Catalog, build_demo, launch
-from tests.conftest import write_fake_dataset
+from tests.helpers import write_fake_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

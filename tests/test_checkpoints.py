@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from explorer import checkpoints
 from explorer.checkpoints import CheckpointError
 from explorer.models import build
-from tests.conftest import REPO, TINY
+from tests.helpers import REPO, TINY
 
 
 def _model(name="vae", **cfg):

@@ -10,7 +10,7 @@ import torch
 from explorer import checkpoints, metrics
 from train.compact_replay import main
 
-from .conftest import save_tiny_gan
+from tests.helpers import save_tiny_gan
 
 
 def _as_raw(frames: list[str]) -> list[str]:

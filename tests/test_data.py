@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explorer import data
-from tests.conftest import SHARED_DATA, idx_bytes, needs_shared_data, write_fake_dataset
+from tests.helpers import SHARED_DATA, idx_bytes, needs_shared_data, write_fake_dataset
 
 
 def test_read_idx_round_trip_gzip_and_raw(tmp_path):

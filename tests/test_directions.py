@@ -84,7 +84,7 @@ def test_the_benchmark_reports_every_model_with_an_encoder(tiny_trained_dir, tmp
     import shutil
 
     from benchmarks import directions as bench
-    from tests.conftest import write_fake_dataset
+    from tests.helpers import write_fake_dataset
 
     folder = tmp_path / "trained"
     folder.mkdir()
@@ -104,7 +104,7 @@ def test_a_class_vector_turns_shipped_vae_digits_into_the_target_class():
     pairs 77% at 200 images per class); asserted with a margin for the smaller sample here."""
     from benchmarks.directions import pair_success
     from explorer import checkpoints, data
-    from tests.conftest import REPO, SHARED_DATA
+    from tests.helpers import REPO, SHARED_DATA
 
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"real MNIST not found at {SHARED_DATA}")

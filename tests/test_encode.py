@@ -10,10 +10,7 @@ from PIL import Image, ImageDraw
 
 from explorer import heavy, images, latent
 from explorer.ui import encode as encode_tab
-
-
-def picture(path: str) -> np.ndarray:
-    return np.asarray(Image.open(path))
+from tests.helpers import picture
 
 
 @pytest.mark.parametrize("name, label", [("mnist-vae", None), ("mnist-cvae", 7), ("mnist-dcgan", None)])

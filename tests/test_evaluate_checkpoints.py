@@ -23,7 +23,7 @@ def test_autoregressive_models_get_their_exact_test_nll(tiny_trained_dir, fake_d
 
 
 def test_an_8bit_model_is_scored_in_bits_per_dimension(tiny_trained_dir, tmp_path):
-    from tests.conftest import write_fake_dataset
+    from tests.helpers import write_fake_dataset
 
     folder = write_fake_dataset(tmp_path / "data", "fashion-mnist")
     ckpt = checkpoints.load(tiny_trained_dir / "fashion-mnist-gated_pixelcnn.safetensors")

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 
 from explorer import data, gpu, heavy, latent
 from explorer.models import build
-from tests.conftest import REPO, TINY, TINY_AUTOREGRESSIVE, TINY_GAN, idx_bytes
+from tests.helpers import REPO, TINY, TINY_AUTOREGRESSIVE, TINY_GAN, idx_bytes
 
 # ZeroGPU's supported versions (https://huggingface.co/docs/hub/spaces-zerogpu, "Supported
 # Versions"): Python as listed; torch as listed when last read, plus 2.12.1 and 2.13.0, which

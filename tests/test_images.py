@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from explorer import images
-
-
-def seven(size=(600, 400), ink="black", paper="white", width=24, mode="RGB") -> Image.Image:
-    """A '7' drawn with thick strokes, off-centre, on a canvas of any size and colour."""
-    img = Image.new(mode, size, paper)
-    w, h = size
-    d = ImageDraw.Draw(img)
-    d.line([(0.30 * w, 0.20 * h), (0.55 * w, 0.20 * h), (0.38 * w, 0.85 * h)], fill=ink, width=width)
-    return img
+from tests.helpers import png_with_size, seven
 
 
 def bbox(a: np.ndarray) -> tuple[int, int]:
@@ -32,16 +22,6 @@ def bbox(a: np.ndarray) -> tuple[int, int]:
 def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
     ys, xs = np.indices(a.shape)
     return float((ys * a).sum() / a.sum()), float((xs * a).sum() / a.sum())
-
-
-def png_with_size(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header claims width x height (a decompression bomb)."""
-    buf = io.BytesIO()
-    Image.new("L", (1, 1)).save(buf, format="PNG")
-    data = bytearray(buf.getvalue())
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
-    return bytes(data)
 
 
 # ----------------------------------------------------------------------------- input

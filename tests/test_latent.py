@@ -10,7 +10,7 @@ import torch
 from explorer import latent
 from explorer.models import build
 
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from explorer import checkpoints
 from explorer.models import build
 from train import model_card
 
-from .conftest import TINY_GAN
+from tests.helpers import TINY_GAN
 
 
 def _save(folder, epochs: int, requested: int) -> None:

@@ -22,7 +22,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import REPO, free_port
+from tests.helpers import REPO, free_port
 
 RAW = ("urlopen", "Errno", "Traceback", "Error:", "site-packages")
 # An absolute path: a slash after a space, quote, bracket or line start, then two path parts.

@@ -10,37 +10,9 @@ import torch
 from explorer import checkpoints
 from explorer.models import build
 from explorer.models.pixelcnn import horizontal_mask, pixelcnn_mask
-from tests.conftest import write_fake_dataset
+from tests.helpers import (PIXELCNN_VARIANTS, TINY_PIXELCNN, labels, random_images, tiny_pixelcnn,
+                           write_fake_dataset)
 from train.__main__ import main as train_main
-
-# Tiny models: 10x10 images, a few channels. First kernel 5, then 3x3 layers.
-TINY = {"channels": 6, "layers": 3, "first_kernel": 5, "kernel": 3, "data_shape": [1, 10, 10]}
-VARIANTS = {
-    "pixelcnn": ("pixelcnn", {}),
-    "pixelcnn-256": ("pixelcnn", {"output": "categorical256"}),
-    "gated": ("gated_pixelcnn", {}),
-    "gated-256-classes": ("gated_pixelcnn", {"output": "categorical256", "num_classes": 3}),
-}
-
-
-def tiny(key: str, **extra):
-    name, cfg = VARIANTS[key]
-    torch.manual_seed(0)
-    model = build(name, {**TINY, **cfg, **extra}).eval()
-    for layer in getattr(model, "layers", []):  # class biases start at zero; make them matter
-        if layer.class_bias is not None:
-            torch.nn.init.normal_(layer.class_bias.weight)
-    return model
-
-
-def random_images(model, n: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand((n, *model.data_shape), generator=g)
-    return (u < 0.5).float() if model.output_kind == "bernoulli" else torch.round(u * 255) / 255
-
-
-def labels(model, n: int):
-    return torch.arange(n) % model.num_classes if model.num_classes else None
 
 
 def input_gradient(model, row: int, col: int, probes: int = 8) -> torch.Tensor:
@@ -69,7 +41,7 @@ def test_masks_are_the_drawn_ones():
 
 
 def test_masks_are_applied_in_forward_not_written_into_weights():
-    model = tiny("pixelcnn")
+    model = tiny_pixelcnn("pixelcnn")
     before = model.first.weight.detach().clone()
     x = random_images(model, 2)
     model.loss(x)["loss"].backward()
@@ -80,9 +52,9 @@ def test_masks_are_applied_in_forward_not_written_into_weights():
     assert torch.equal(model.first.weight.grad * (1 - model.first.mask), torch.zeros_like(before))
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_output_at_a_pixel_ignores_that_pixel_and_every_later_one(key):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     _, height, width = model.data_shape
     for row, col in itertools.product(range(height), range(width)):
         grad = input_gradient(model, row, col, probes=8).flatten()
@@ -95,7 +67,7 @@ def test_output_at_a_pixel_ignores_that_pixel_and_every_later_one(key):
 
 
 def test_gated_model_sees_the_whole_rectangle_above_no_blind_spot():
-    model = tiny("gated")
+    model = tiny_pixelcnn("gated")
     row, col = 6, 4
     seen = input_gradient(model, row, col) > 0
     # 3 layers, first kernel 5, then 3: reach 2 + 1 + 1 = 4 columns either side and 5 rows up.
@@ -106,7 +78,7 @@ def test_gated_model_sees_the_whole_rectangle_above_no_blind_spot():
 
 
 def test_plain_pixelcnn_has_the_blind_spot_up_right():
-    pixelcnn, gated = tiny("pixelcnn"), tiny("gated")
+    pixelcnn, gated = tiny_pixelcnn("pixelcnn"), tiny_pixelcnn("gated")
     row, col = 6, 4
     seen_plain = input_gradient(pixelcnn, row, col) > 0
     seen_gated = input_gradient(gated, row, col) > 0
@@ -118,9 +90,9 @@ def test_plain_pixelcnn_has_the_blind_spot_up_right():
     assert seen_gated[up_right].all() and not seen_plain[up_right].all()
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_log_prob_is_minus_the_sum_of_the_pixel_nll_map(key):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     x = random_images(model, 4)
     nll_map = model.pixel_nll(x, labels(model, 4))
     assert nll_map.shape == (4, 1, 10, 10) and (nll_map >= 0).all()
@@ -140,7 +112,7 @@ def test_log_prob_is_minus_the_sum_of_the_pixel_nll_map(key):
 @pytest.mark.parametrize("name", ["pixelcnn", "gated_pixelcnn"])
 def test_probabilities_of_all_binary_images_sum_to_one(name):
     torch.manual_seed(0)
-    model = build(name, {**TINY, "data_shape": [1, 3, 3]}).eval()
+    model = build(name, {**TINY_PIXELCNN, "data_shape": [1, 3, 3]}).eval()
     every_image = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9))).view(-1, 1, 3, 3)  # 512
     with torch.no_grad():
         total = model.log_prob(every_image).double().exp().sum()
@@ -149,18 +121,18 @@ def test_probabilities_of_all_binary_images_sum_to_one(name):
 
 def test_bad_pixel_values_are_refused_with_a_sentence():
     with pytest.raises(ValueError, match="binary images"):
-        tiny("pixelcnn").log_prob(torch.full((1, 1, 10, 10), 0.5))
+        tiny_pixelcnn("pixelcnn").log_prob(torch.full((1, 1, 10, 10), 0.5))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        tiny("pixelcnn-256").log_prob(torch.full((1, 1, 10, 10), 2.0))
+        tiny_pixelcnn("pixelcnn-256").log_prob(torch.full((1, 1, 10, 10), 2.0))
     with pytest.raises(ValueError, match="class-conditional"):
-        tiny("gated-256-classes").log_prob(torch.zeros(1, 1, 10, 10))
+        tiny_pixelcnn("gated-256-classes").log_prob(torch.zeros(1, 1, 10, 10))
     with pytest.raises(ValueError, match="output must be"):
         build("pixelcnn", {"output": "gaussian"})
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_checkpoint_round_trip_gives_bit_identical_log_prob(key, tmp_path):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     x, y = random_images(model, 3), labels(model, 3)
     path = tmp_path / "m.safetensors"
     checkpoints.save(path, model, dataset="mnist", metrics={"test_nll": 1.0, "headline": "test_nll"})

@@ -9,7 +9,7 @@ import torch
 from explorer import checkpoints, data, sampling
 from explorer.models import build
 from explorer.models.pixelrnn import skew, unskew
-from tests.conftest import write_fake_dataset
+from tests.helpers import random_images, write_fake_dataset
 from train.__main__ import main as train_main
 
 # Tiny models: 8x8 images, 8 channels, a 3x3 mask-A first layer (it reaches p = 1 pixel), 2 layers.
@@ -22,12 +22,6 @@ def tiny(key: str, **extra):
     name, output = VARIANTS[key] if key in VARIANTS else (key, "bernoulli")
     torch.manual_seed(0)
     return build(name, {**TINY, "output": output, **extra}).eval()
-
-
-def random_images(model, n: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand((n, *model.data_shape), generator=g)
-    return (u < 0.5).float() if model.output_kind == "bernoulli" else torch.round(u * 255) / 255
 
 
 def seen(model, row: int, col: int) -> torch.Tensor:

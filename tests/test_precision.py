@@ -10,7 +10,7 @@ from explorer import checkpoints
 from explorer.models import build
 from train import families, precision
 from train.loop import RunConfig, fit, resume_path
-from tests.conftest import write_fake_dataset
+from tests.helpers import write_fake_dataset
 
 # One tiny config per training recipe: every family the loop can train.
 TINY_CONFIGS = {

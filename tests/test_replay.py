@@ -16,7 +16,7 @@ from PIL import Image
 from explorer import checkpoints, images, metrics
 from explorer.ui import Catalog
 from explorer.ui import replay as replay_tab
-from tests.conftest import REPLAY_EPOCHS
+from tests.helpers import REPLAY_EPOCHS
 
 GAN = "mnist-dcgan"
 SCALE = images.auto_scale(replay_tab.GRID_COLS)

@@ -114,7 +114,7 @@ def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility
 
     from benchmarks import sample_quality
     from explorer import checkpoints
-    from tests.conftest import REPLAY_EPOCHS, write_fake_dataset
+    from tests.helpers import REPLAY_EPOCHS, write_fake_dataset
 
     folder = tmp_path / "trained"
     folder.mkdir()

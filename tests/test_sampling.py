@@ -7,7 +7,7 @@ import torch
 
 from explorer import sampling
 from explorer.models.base import AutoregressiveModel
-from tests.test_pixelcnn import VARIANTS, labels, tiny
+from tests.helpers import PIXELCNN_VARIANTS, labels, tiny_pixelcnn
 
 
 def draw_both(model, n: int = 3, seed: int = 7, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,9 +17,9 @@ def draw_both(model, n: int = 3, seed: int = 7, **kwargs) -> tuple[torch.Tensor,
     return naive, cached
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_cached_and_naive_samplers_give_identical_samples(key):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     naive, cached = draw_both(model)
     assert torch.equal(naive, cached)
     levels = {0.0, 1.0} if model.output_kind == "bernoulli" else None
@@ -33,9 +33,9 @@ def test_cached_and_naive_samplers_give_identical_samples(key):
     assert torch.equal(naive, cached)
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_cached_stepper_logits_match_the_parallel_pass(key):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     x = sampling.sample(model, 2, y=labels(model, 2), generator=torch.Generator().manual_seed(0))
     full = model.logits(x, labels(model, 2))[:, :, 0]               # (N, K, H, W)
     stepper = model.fast_stepper(2, labels(model, 2))
@@ -46,7 +46,7 @@ def test_cached_stepper_logits_match_the_parallel_pass(key):
 
 def test_cached_sampler_never_reruns_the_whole_network(monkeypatch):
     for key in ("pixelcnn", "gated-256-classes"):
-        model = tiny(key)
+        model = tiny_pixelcnn(key)
 
         def refuse(*args, **kwargs):
             raise AssertionError("the cached path ran the full parallel pass")
@@ -56,9 +56,9 @@ def test_cached_sampler_never_reruns_the_whole_network(monkeypatch):
         assert image.shape == (2, 1, 10, 10)
 
 
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", list(PIXELCNN_VARIANTS))
 def test_completion_keeps_every_given_pixel_and_matches_naive(key):
-    model = tiny(key)
+    model = tiny_pixelcnn(key)
     g = torch.Generator().manual_seed(3)
     given = sampling.sample(model, 1, y=labels(model, 1), generator=g)[0]          # (1, 10, 10)
     masks = {"top half": sampling.top_rows_mask(model, 5),
@@ -73,7 +73,7 @@ def test_completion_keeps_every_given_pixel_and_matches_naive(key):
 
 
 def test_every_step_of_a_completion_shows_the_given_pixels_and_flags_them():
-    model = tiny("gated")
+    model = tiny_pixelcnn("gated")
     given = (torch.arange(100).view(1, 10, 10) % 3 == 0).float()
     mask = torch.zeros(1, 10, 10, dtype=torch.bool)
     mask[:, :, :5] = True                                              # the left half is given
@@ -84,7 +84,7 @@ def test_every_step_of_a_completion_shows_the_given_pixels_and_flags_them():
 
 
 def test_stream_yields_every_pixel_in_raster_order_with_its_distribution():
-    model = tiny("pixelcnn-256")
+    model = tiny_pixelcnn("pixelcnn-256")
     steps = list(sampling.sample_stream(model, 2, generator=torch.Generator().manual_seed(0)))
     assert [(s.row, s.col) for s in steps] == [divmod(i, 10) for i in range(100)]
     assert [s.index for s in steps] == list(range(100)) and steps[0].total == 100
@@ -99,18 +99,18 @@ def test_stream_yields_every_pixel_in_raster_order_with_its_distribution():
     # the images are snapshots: later steps did not change earlier ones
     assert not steps[0].image.flatten(1)[:, 1:].any()
     # Bernoulli: the distribution is p(pixel = 1), one number per sample
-    step = next(sampling.sample_stream(tiny("gated"), 3))
+    step = next(sampling.sample_stream(tiny_pixelcnn("gated"), 3))
     assert step.probs.shape == (3, 1) and ((step.probs > 0) & (step.probs < 1)).all()
 
 
 def test_same_seed_same_samples_other_seed_other_samples():
-    model = tiny("gated")
+    model = tiny_pixelcnn("gated")
     a, b, c = (sampling.sample(model, 2, generator=torch.Generator().manual_seed(s)) for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_temperature_sharpens_the_predictive_distribution():
-    model = tiny("pixelcnn-256")
+    model = tiny_pixelcnn("pixelcnn-256")
     first = {t: next(sampling.sample_stream(model, 1, temperature=t)).probs[0] for t in (0.5, 1.0, 2.0)}
     entropy = {t: float(-(p * p.log()).sum()) for t, p in first.items()}
     assert entropy[0.5] < entropy[1.0] < entropy[2.0]
@@ -154,7 +154,7 @@ def test_any_autoregressive_model_streams_through_the_naive_path_and_draws_are_c
 
 
 def test_receptive_field_shows_causality_and_the_blind_spot():
-    plain, gated = tiny("pixelcnn"), tiny("gated")
+    plain, gated = tiny_pixelcnn("pixelcnn"), tiny_pixelcnn("gated")
     row, col = 6, 4
     for model in (plain, gated):
         field = sampling.receptive_field(model, row, col, probes=8, generator=torch.Generator().manual_seed(0))
@@ -170,7 +170,7 @@ def test_receptive_field_shows_causality_and_the_blind_spot():
 
 
 def test_bad_completion_inputs_get_a_sentence():
-    model = tiny("pixelcnn")
+    model = tiny_pixelcnn("pixelcnn")
     mask = sampling.top_rows_mask(model, 3)
     with pytest.raises(ValueError, match="binary"):
         sampling.complete(model, torch.full((1, 10, 10), 0.5), mask)

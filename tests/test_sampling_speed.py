@@ -8,11 +8,11 @@ import torch
 
 from benchmarks.sampling_speed import explain_difference
 from explorer import sampling
-from tests.test_pixelcnn import tiny
+from tests.helpers import tiny_pixelcnn
 
 
 def test_a_flipped_pixel_is_found_and_its_distance_to_the_cdf_boundary_measured():
-    model = tiny("pixelcnn")
+    model = tiny_pixelcnn("pixelcnn")
     n, seed = 3, 0
     naive = sampling.sample(model, n, generator=torch.Generator().manual_seed(seed), method="naive")
     row, col = 3, 5

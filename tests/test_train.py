@@ -17,7 +17,7 @@ from explorer import checkpoints
 from train import families
 from train.__main__ import main
 from train.loop import RunConfig, TrainingDiverged, fit, resume_path
-from tests.conftest import REPO, write_fake_dataset
+from tests.helpers import REPO, write_fake_dataset
 
 TINY_SET = ["hidden=16", "channels=4", "latent_dim=2"]
 

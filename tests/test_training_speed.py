@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks import training_speed
 from explorer.models.pixelcnn import MaskedConv2d
-from tests.conftest import write_fake_dataset
+from tests.helpers import write_fake_dataset
 
 
 def test_report_has_a_row_per_family_and_restores_the_masks(tmp_path, monkeypatch):

@@ -1,0 +1,175 @@
+"""Helpers the test modules share: tiny model configs, fake data sets, tiny checkpoints, test
+pictures and a free port. Plain functions and constants; the fixtures built on them live in
+`conftest.py`. Tests import from here, never from one another."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import socket
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from explorer.data import DATA_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+# The real MNIST / Fashion-MNIST files: where $LATENT_EXPLORER_DATA points, else ../shared/data
+# beside the checkout (the dev machines' layout). Tests that need them skip without them.
+SHARED_DATA = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data")
+
+# Tiny configs: every latent model family, small enough to build and run in milliseconds.
+TINY = {"hidden": 16, "channels": 4}
+TINY_GAN = {"latent_dim": 8, "channels": 4}
+TINY_CLASSIFIER = {"channels": 4, "features": 16}
+REPLAY_EPOCHS = 3
+# Tiny autoregressive checkpoints for the app: (file stem, model, config); the Fashion one is 8-bit.
+TINY_AUTOREGRESSIVE = {
+    "mnist-pixelcnn": ("pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3}),
+    "mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 2, "first_kernel": 3}),
+    "fashion-mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3,
+                                                        "output": "categorical256"}),
+    "mnist-row_lstm": ("row_lstm", {"channels": 4, "layers": 1, "first_kernel": 3}),
+    "mnist-diagonal_bilstm": ("diagonal_bilstm", {"channels": 4, "layers": 1, "first_kernel": 3}),
+}
+
+# Tiny PixelCNNs for the model and sampler tests: 10x10 images, a few channels; first kernel 5,
+# then 3x3 layers. Each variant is (model, config on top of TINY_PIXELCNN).
+TINY_PIXELCNN = {"channels": 6, "layers": 3, "first_kernel": 5, "kernel": 3, "data_shape": [1, 10, 10]}
+PIXELCNN_VARIANTS = {
+    "pixelcnn": ("pixelcnn", {}),
+    "pixelcnn-256": ("pixelcnn", {"output": "categorical256"}),
+    "gated": ("gated_pixelcnn", {}),
+    "gated-256-classes": ("gated_pixelcnn", {"output": "categorical256", "num_classes": 3}),
+}
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array in the IDX format (the MNIST file format)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fake_dataset(folder: Path, dataset: str = "mnist", n_train: int = 256, n_test: int = 64,
+                       seed: int = 0, compress: bool = True) -> Path:
+    """Write random 28x28 'digits' with labels, laid out like ../shared/data; returns the root."""
+    rng = np.random.default_rng(seed)
+    sub = folder / dataset
+    sub.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        # A bright bar whose row depends on the label, plus noise: learnable but tiny.
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, lab in enumerate(labels):
+            images[i, 4 + 2 * lab: 6 + 2 * lab, 4:24] = 255
+        for kind, arr in (("images-idx3-ubyte", images), ("labels-idx1-ubyte", labels)):
+            data = idx_bytes(arr)
+            name = f"{prefix}-{kind}"
+            if compress:
+                (sub / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (sub / name).write_bytes(data)
+    return folder
+
+
+def needs_shared_data():
+    return pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(),
+                              reason=f"real MNIST not found at {SHARED_DATA} (set ${DATA_ENV} to the data folder)")
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+
+def save_tiny_gan(path: Path) -> None:
+    """A tiny random-weight DCGAN whose history holds a training replay of REPLAY_EPOCHS epochs.
+
+    Epoch e's replay is the generator's output for the fixed codes scaled by e: different
+    pictures every epoch, as in a real run.
+    """
+    from explorer import checkpoints, metrics
+    from explorer.models import build
+
+    model = build("dcgan", TINY_GAN).eval()
+    z = model.sample_latent(100, torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        replay = [metrics.encode_images(model.decode(z * e)) for e in range(1, REPLAY_EPOCHS + 1)]
+    epochs = list(range(1, REPLAY_EPOCHS + 1))
+    history = {"epoch": epochs, "train_loss": [1.4, 1.2, 1.1], "train_g_loss": [0.7, 0.9, 1.0],
+               "critic_gap": [0.1, 0.3, 0.2], "seconds": [1.0, 2.0, 3.0], "replay": replay}
+    checkpoints.save(path, model, dataset="mnist", history=history,
+                     metrics={"critic_gap": 0.2, "headline": "critic_gap", "frechet_distance": 12.3,
+                              "classes_covered": 7},
+                     training={"command": "tiny test GAN", "epochs": REPLAY_EPOCHS})
+
+
+# ------------------------------------------------------------------ tiny PixelCNNs
+
+
+def tiny_pixelcnn(key: str, **extra):
+    """A tiny PixelCNN variant (a key of PIXELCNN_VARIANTS), seeded, with class biases that matter."""
+    from explorer.models import build
+
+    name, cfg = PIXELCNN_VARIANTS[key]
+    torch.manual_seed(0)
+    model = build(name, {**TINY_PIXELCNN, **cfg, **extra}).eval()
+    for layer in getattr(model, "layers", []):  # class biases start at zero; make them matter
+        if layer.class_bias is not None:
+            torch.nn.init.normal_(layer.class_bias.weight)
+    return model
+
+
+def random_images(model, n: int, seed: int = 0) -> torch.Tensor:
+    """n random images the autoregressive model takes: 0/1 pixels, or the 256 grey levels."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand((n, *model.data_shape), generator=g)
+    return (u < 0.5).float() if model.output_kind == "bernoulli" else torch.round(u * 255) / 255
+
+
+def labels(model, n: int):
+    """The classes in turn for a class-conditional model; None otherwise."""
+    return torch.arange(n) % model.num_classes if model.num_classes else None
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def seven(size=(600, 400), ink="black", paper="white", width=24, mode="RGB") -> Image.Image:
+    """A '7' drawn with thick strokes, off-centre, on a canvas of any size and colour."""
+    img = Image.new(mode, size, paper)
+    w, h = size
+    d = ImageDraw.Draw(img)
+    d.line([(0.30 * w, 0.20 * h), (0.55 * w, 0.20 * h), (0.38 * w, 0.85 * h)], fill=ink, width=width)
+    return img
+
+
+def png_with_size(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG whose header claims width x height (a decompression bomb)."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR CRC
+    return bytes(data)
+
+
+def picture(path: str) -> np.ndarray:
+    """A picture file the app served, as an array."""
+    return np.asarray(Image.open(path))
+
+
+# ------------------------------------------------------------------------------ serving
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
