@@ -14,9 +14,7 @@ image on binary data, bits per dimension on 8-bit data.
 
 from __future__ import annotations
 
-import base64
 import math
-import zlib
 from typing import Any
 
 import torch
@@ -122,46 +120,6 @@ def importance_weighted_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None 
 
 def nats_to_bits_per_dim(nats: float, dims: int = 784) -> float:
     return nats / (dims * math.log(2))
-
-
-# --- images in metadata ----------------------------------------------------------------------
-
-# Frames are zlib-compressed (digit images shrink about 3.5x, so a GAN's replay of 100 epochs
-# takes about 3 MB of a checkpoint instead of 10) and marked with this prefix; a string without
-# it is raw bytes, as checkpoints written before compression hold them.
-ZLIB_PREFIX = "zlib:"
-# A frame never decompresses to more than this: a damaged or hostile file gets a clear error
-# instead of exhausting memory.
-MAX_FRAME_BYTES = 64 * 2**20
-
-
-def pack_bytes(raw: bytes) -> str:
-    """Bytes -> compressed text for JSON metadata."""
-    return ZLIB_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
-
-
-def unpack_bytes(text: str) -> bytes:
-    """The inverse of `pack_bytes`; a string without the prefix is plain base64 (older files)."""
-    if not text.startswith(ZLIB_PREFIX):
-        return base64.b64decode(text)
-    inflate = zlib.decompressobj()
-    raw = inflate.decompress(base64.b64decode(text[len(ZLIB_PREFIX):]), MAX_FRAME_BYTES)
-    if inflate.unconsumed_tail:
-        raise ValueError(f"an image frame decompresses to more than {MAX_FRAME_BYTES} bytes")
-    return raw
-
-
-def encode_images(images: torch.Tensor) -> str:
-    """Images (N, C, H, W) in [0, 1] -> text for JSON metadata: their uint8 bytes, packed."""
-    return pack_bytes((images.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy().tobytes())
-
-
-def decode_images(text: str, shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
-    """The inverse of `encode_images`: (N, *shape) floats in [0, 1]."""
-    raw = unpack_bytes(text)
-    if not raw or len(raw) % math.prod(shape):
-        raise ValueError(f"an image frame of {len(raw)} bytes does not hold whole {shape} images")
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, *shape).float() / 255
 
 
 # --- sample quality: class coverage and a Frechet distance on a small classifier's features ---
@@ -298,11 +256,6 @@ def autoregressive_report(model: AutoregressiveModel, x: torch.Tensor, y: torch.
 
 
 # --- training replay: the class histogram of a GAN's fixed-seed samples, epoch by epoch ------
-
-def decode_replay(replay: list[str], shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
-    """A checkpoint's `history["replay"]` (one `encode_images` string per epoch) -> (E, N, *shape)."""
-    return torch.stack([decode_images(text, shape) for text in replay])
-
 
 @torch.no_grad()
 def replay_class_scores(classifier: torch.nn.Module, frames: torch.Tensor) -> list[dict[str, Any]]:

@@ -95,13 +95,13 @@ def save_tiny_gan(path: Path) -> None:
     Epoch e's replay is the generator's output for the fixed codes scaled by e: different
     pictures every epoch, as in a real run.
     """
-    from explorer import checkpoints, metrics
+    from explorer import checkpoints, packing
     from explorer.models import build
 
     model = build("dcgan", TINY_GAN).eval()
     z = model.sample_latent(100, torch.Generator().manual_seed(1234))
     with torch.no_grad():
-        replay = [metrics.encode_images(model.decode(z * e)) for e in range(1, REPLAY_EPOCHS + 1)]
+        replay = [packing.pack_images(model.decode(z * e)) for e in range(1, REPLAY_EPOCHS + 1)]
     epochs = list(range(1, REPLAY_EPOCHS + 1))
     history = {"epoch": epochs, "train_loss": [1.4, 1.2, 1.1], "train_g_loss": [0.7, 0.9, 1.0],
                "critic_gap": [0.1, 0.3, 0.2], "seconds": [1.0, 2.0, 3.0], "replay": replay}

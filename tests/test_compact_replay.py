@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from explorer import checkpoints, metrics
+from explorer import checkpoints, packing
 from train.compact_replay import main
 
 from tests.helpers import save_tiny_gan
@@ -15,7 +15,7 @@ from tests.helpers import save_tiny_gan
 
 def _as_raw(frames: list[str]) -> list[str]:
     """The frames as checkpoints written before compression held them."""
-    return [base64.b64encode(metrics.unpack_bytes(f)).decode("ascii") for f in frames]
+    return [base64.b64encode(packing.unpack_bytes(f)).decode("ascii") for f in frames]
 
 
 def test_a_checkpoint_and_a_resume_state_shrink_and_decode_to_the_same_pixels(tmp_path, capsys):
@@ -37,8 +37,8 @@ def test_a_checkpoint_and_a_resume_state_shrink_and_decode_to_the_same_pixels(tm
     after = checkpoints.load(ckpt_path)
     for p in (ckpt_path, state_path):
         assert p.stat().st_size < sizes[p]
-    assert all(f.startswith(metrics.ZLIB_PREFIX) for f in after.history["replay"])
-    assert torch.equal(metrics.decode_replay(after.history["replay"]), metrics.decode_replay(before.history["replay"]))
+    assert all(f.startswith(packing.ZLIB_PREFIX) for f in after.history["replay"])
+    assert torch.equal(packing.unpack_replay(after.history["replay"]), packing.unpack_replay(before.history["replay"]))
     assert {k: v for k, v in after.history.items() if k != "replay"} == \
         {k: v for k, v in before.history.items() if k != "replay"}
     assert after.metrics == before.metrics and after.training == before.training

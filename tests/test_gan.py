@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer import checkpoints, metrics
+from explorer import checkpoints, packing
 from explorer.models import build, gan
 from train.__main__ import main
 
@@ -83,7 +83,7 @@ def test_gan_training_records_a_replay_per_epoch(name, fake_data, tmp_path):
     assert main(args) == 0
     ckpt = checkpoints.load(out)
     assert not ckpt.training["binarized"]  # GANs see grey images
-    replay = [metrics.decode_images(s) for s in ckpt.history["replay"]]
+    replay = [packing.unpack_images(s) for s in ckpt.history["replay"]]
     assert len(replay) == 2 and replay[0].shape == (100, 1, 28, 28)
     assert not torch.equal(replay[0], replay[1])  # the generator moved between epochs
     with torch.no_grad():  # the last replay is the fixed-seed sample of the saved generator

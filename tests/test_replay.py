@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import checkpoints, images, metrics
+from explorer import checkpoints, images, metrics, packing
 from explorer.ui import Catalog
 from explorer.ui import replay as replay_tab
 from tests.helpers import REPLAY_EPOCHS
@@ -38,7 +38,7 @@ def grid_samples(path: str) -> np.ndarray:
 
 def stored_replay(catalog: Catalog) -> torch.Tensor:
     """The replay as the checkpoint stores it, (E, 100, 1, 28, 28)."""
-    return metrics.decode_replay(catalog.get(GAN).history["replay"])
+    return packing.unpack_replay(catalog.get(GAN).history["replay"])
 
 
 def counts(plot: dict) -> list[int]:

@@ -15,19 +15,19 @@ import json
 import sys
 from pathlib import Path
 
-from explorer import checkpoints, metrics
+from explorer import checkpoints, packing
 
 
 def compact_frames(frames: list[str]) -> tuple[list[str], int]:
     """The frames re-encoded compressed, and how many of them changed; bytes are checked equal."""
     out, changed = [], 0
     for text in frames:
-        if text.startswith(metrics.ZLIB_PREFIX):
+        if text.startswith(packing.ZLIB_PREFIX):
             out.append(text)
             continue
-        raw = metrics.unpack_bytes(text)
-        packed = metrics.pack_bytes(raw)
-        if metrics.unpack_bytes(packed) != raw:
+        raw = packing.unpack_bytes(text)
+        packed = packing.pack_bytes(raw)
+        if packing.unpack_bytes(packed) != raw:
             raise RuntimeError("a compressed replay frame does not decode to the same pixels")
         out.append(packed)
         changed += 1

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from explorer import metrics
+from explorer import metrics, packing
 from explorer.models import GenerativeModel, gan
 
 Optimizers = dict[str, torch.optim.Optimizer]
@@ -135,7 +135,7 @@ def _gan_eval(model, x, y, binary: bool) -> dict[str, Any]:
     return {"critic_gap": gap, "headline": "critic_gap",
             "how": {"critic_gap": "mean critic score of 2000 test images minus that of 2000 samples (seed 0); "
                                   "for WGAN-GP an estimate of the Wasserstein distance, for GANs a logit gap"},
-            "history": {"replay": metrics.encode_images(replay)}}
+            "history": {"replay": packing.pack_images(replay)}}
 
 
 # --- the classifier behind the sample-quality scores -----------------------------------------

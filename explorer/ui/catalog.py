@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .. import checkpoints, heavy, latent, metrics, sampling
+from .. import checkpoints, heavy, latent, metrics, packing, sampling
 from ..checkpoints import Checkpoint, CheckpointError
 from ..data import DataError, Split, class_names, load_split, resolve_data_dir
 from ..models.base import AutoregressiveModel, LatentModel
@@ -295,7 +295,7 @@ class Catalog:
         ckpt = self.get(name)
         if not ckpt.history.get("replay"):
             raise ValueError(f"{name} has no training replay: only GAN checkpoints keep samples from every epoch.")
-        frames = metrics.decode_replay(ckpt.history["replay"], tuple(ckpt.model.data_shape))
+        frames = packing.unpack_replay(ckpt.history["replay"], tuple(ckpt.model.data_shape))
         epochs = ckpt.history.get("epoch")
         if not isinstance(epochs, list) or len(epochs) != len(frames):
             epochs = list(range(1, len(frames) + 1))
