@@ -85,7 +85,7 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     from explorer.data import resolve_data_dir
-    from explorer.images import png_bytes
+    from explorer.render import png_bytes
     from explorer.ui import Catalog, build_demo, launch
     from explorer.ui.common import FileStore
     from explorer.ui.demo import default_model

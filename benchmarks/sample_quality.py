@@ -24,7 +24,7 @@ import sys
 
 import torch
 
-from explorer import checkpoints, data, metrics
+from explorer import checkpoints, data, metrics, packing
 
 from . import report
 
@@ -116,7 +116,7 @@ def replay_section(rows, trained) -> list[str]:
         if not replay:
             continue
         clf = checkpoints.load(trained / f"{ckpt.dataset}-classifier.safetensors").model
-        scores = metrics.replay_class_scores(clf, metrics.decode_replay(replay))
+        scores = metrics.replay_class_scores(clf, packing.unpack_replay(replay))
         tops = []
         lines += ["", f"## Training replay: {name}", "",
                   f"{len(scores)} epochs, {sum(scores[0]['class_histogram'])} fixed-seed samples per frame.", "",

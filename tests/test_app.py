@@ -21,7 +21,7 @@ import torch
 from gradio_client import handle_file
 from PIL import Image
 
-from explorer import images, latent
+from explorer import intake, latent, render
 from explorer.ui import Catalog
 from explorer.ui import manifold as manifold_tab
 from tests.helpers import REPO, free_port, picture, png_with_size, seven, write_fake_dataset
@@ -41,14 +41,14 @@ DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "c
 
 def model_code_image(catalog: Catalog, name: str, image_path: str, label=None) -> torch.Tensor:
     """Encode a served 28x28 preview here, the way the app should."""
-    x = images.prepare_digit(picture(image_path))
+    x = intake.prepare_digit(picture(image_path))
     return latent.encode(catalog.model(name), x.unsqueeze(0), label)[0]
 
 
 def grid_tiles(path: str, size: int) -> np.ndarray:
     """Cut a served grid picture back into its (size, size, 28, 28) tiles."""
     arr = picture(path)
-    geo = images.grid_geometry(size, size, images.auto_scale(size))
+    geo = render.grid_geometry(size, size, render.auto_scale(size))
     assert arr.shape == (geo.height, geo.width)
     tiles = np.empty((size, size, 28, 28), np.uint8)
     for i in range(size):
@@ -61,7 +61,7 @@ def grid_tiles(path: str, size: int) -> np.ndarray:
 def expected_tiles(catalog: Catalog, name: str, base: torch.Tensor, dx: int, dy: int, span: float,
                    size: int, label=None) -> np.ndarray:
     g = latent.latent_grid(catalog.model(name), base, dx, dy, span, size, label)
-    return images.to_uint8(g.images)
+    return render.to_uint8(g.images)
 
 
 def strip_tiles(path: str, steps: int) -> list[np.ndarray]:
@@ -214,7 +214,7 @@ def test_each_bad_input_gets_its_message_and_the_session_goes_on(client, tmp_pat
     with pytest.raises(AppError, match="too big"):
         client.predict(handle_file(str(bomb)), api_name="/a_from_upload")
 
-    monkeypatch.setattr(images, "MAX_FILE_BYTES", 2000)  # the server runs in this process
+    monkeypatch.setattr(intake, "MAX_FILE_BYTES", 2000)  # the server runs in this process
     heavy = tmp_path / "heavy.bmp"
     seven((200, 200)).save(heavy)
     with pytest.raises(AppError, match="too large"):
@@ -244,11 +244,11 @@ def test_interpolation_outputs_and_exact_endpoints(client, catalog):
         tiles = strip_tiles(strip, steps)
         assert np.array_equal(tiles[0], picture(rec_a)) and np.array_equal(tiles[-1], picture(rec_b))
         model = catalog.model("mnist-vae")
-        expected = images.to_uint8(latent.decode(model, torch.stack([za, zb])))
+        expected = render.to_uint8(latent.decode(model, torch.stack([za, zb])))
         assert np.abs(picture(rec_a).astype(int) - expected[0]).max() <= 1  # decode(encode(A))
         assert np.abs(picture(rec_b).astype(int) - expected[1]).max() <= 1
         path = latent.interpolate(model, za, zb, steps, method)
-        want = images.to_uint8(latent.decode(model, path))
+        want = render.to_uint8(latent.decode(model, path))
         assert max(np.abs(t.astype(int) - w).max() for t, w in zip(tiles, want)) <= 1
         assert np.array_equal(picture(png), picture(strip))
         shown = 2 * steps - 2 if steps > 2 else steps  # forward, then back
@@ -315,7 +315,7 @@ def test_manifold_with_and_without_test_data(client, catalog, app_folder):
 
 def grid_tiles_any(path: str, size: int) -> bool:
     arr = picture(path)
-    geo = images.grid_geometry(size, size, images.auto_scale(size, target=600))
+    geo = render.grid_geometry(size, size, render.auto_scale(size, target=600))
     return arr.shape == (geo.height, geo.width)
 
 
@@ -374,9 +374,9 @@ def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(clien
     codes = torch.stack([model_code_image(catalog, gan, a), model_code_image(catalog, gan, b)])
     ends = latent.decode(model, codes)
     tiles = strip_tiles(strip, 5)
-    for tile, rec, want in zip((tiles[0], tiles[-1]), (rec_a, rec_b), images.to_uint8(ends)):
+    for tile, rec, want in zip((tiles[0], tiles[-1]), (rec_a, rec_b), render.to_uint8(ends)):
         assert np.array_equal(tile, picture(rec)) and np.abs(tile.astype(int) - want).max() <= 1
-    targets = torch.stack([images.prepare_digit(picture(a)), images.prepare_digit(picture(b))])
+    targets = torch.stack([intake.prepare_digit(picture(a)), intake.prepare_digit(picture(b))])
     errors = latent.reconstruction_error(model, targets, codes)
     assert errors.max() < 0.5
     assert "GAN inversion" in note and "no encoder" in note and "found by optimisation" in note

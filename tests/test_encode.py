@@ -8,7 +8,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from explorer import heavy, images, latent
+from explorer import heavy, intake, latent, render
 from explorer.ui import encode as encode_tab
 from tests.helpers import picture
 
@@ -18,11 +18,11 @@ def test_encode_returns_the_code_and_its_decoding(client, catalog, name, label):
     preview, caption = client.predict(name, 5, api_name="/encode_from_example")
     code, decoded, note = client.predict(name, handle_file(preview), label, api_name="/encode")
     model = catalog.model(name)
-    x = images.prepare_digit(picture(preview)).unsqueeze(0)
+    x = intake.prepare_digit(picture(preview)).unsqueeze(0)
     want = latent.encode(model, x, label)[0]
     assert isinstance(code, list) and len(code) == model.latent_dim and all(isinstance(v, float) for v in code)
     assert code == pytest.approx(want.tolist(), abs=1e-4)
-    expected = images.to_uint8(latent.decode(model, want.unsqueeze(0), label)[0])
+    expected = render.to_uint8(latent.decode(model, want.unsqueeze(0), label)[0])
     assert picture(decoded).shape == (28, 28) and np.abs(picture(decoded).astype(int) - expected).max() <= 1
     error = float(latent.reconstruction_error(model, x, want.unsqueeze(0), label)[0])
     assert f"**{model.latent_dim} numbers**" in note and f"{error:.4f} mean squared error per pixel" in note
@@ -35,7 +35,7 @@ def test_encode_takes_any_picture_the_way_uploads_are_taken(client, catalog, tmp
     path = tmp_path / "one.png"
     photo.save(path)
     code, decoded, _ = client.predict("mnist-vae", handle_file(str(path)), None, api_name="/encode")
-    x = images.prepare_digit(np.asarray(Image.open(path))).unsqueeze(0)
+    x = intake.prepare_digit(np.asarray(Image.open(path))).unsqueeze(0)
     assert code == pytest.approx(latent.encode(catalog.model("mnist-vae"), x)[0].tolist(), abs=1e-4)
 
 

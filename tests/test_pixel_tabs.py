@@ -13,7 +13,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import images, pictures, sampling
+from explorer import intake, render, sampling
 from explorer.ui import pixels
 
 SEED = 3
@@ -26,9 +26,9 @@ def rgb(path: str) -> np.ndarray:
 def frame_tiles(path: str, n: int, side: int = 28) -> np.ndarray:
     """Cut a served generation frame back into (n, side, side, 3): each pixel's block centre."""
     arr = rgb(path)
-    cols = pictures.grid_columns(n)
+    cols = render.grid_columns(n)
     scale = max(2, min(12, pixels.FRAME_SIDE // (cols * side)))
-    cell = side * scale + pictures.GAP
+    cell = side * scale + render.GAP
     centre = np.arange(side) * scale + scale // 2
     return np.stack([arr[(k // cols) * cell + centre][:, (k % cols) * cell + centre] for k in range(n)])
 
@@ -41,58 +41,18 @@ def reference_step(model, n: int, index: int, **kwargs) -> sampling.PixelStep:
 
 
 def expected_colours(step: sampling.PixelStep, given: torch.Tensor | None = None) -> np.ndarray:
-    grey = images.to_uint8(step.image)                                     # (N, H, W)
+    grey = render.to_uint8(step.image)                                     # (N, H, W)
     out = np.repeat(grey[..., None], 3, axis=-1)
     height, width = grey.shape[1:]
     later = (np.arange(height * width) > step.index).reshape(height, width)
     if given is not None:
         later &= ~given.numpy()
-    out[:, later] = pictures.UNDECIDED
+    out[:, later] = render.UNDECIDED
     return out
 
 
 def view_args(name="mnist-pixelcnn", samples=4, temperature=1.0, given_rows=0, image=None, label=None):
     return (name, samples, temperature, SEED, given_rows, image, label)
-
-
-# ------------------------------------------------------------------------ pictures
-
-
-def test_generation_frame_marks_later_pixels_and_the_current_one():
-    image = torch.rand(6, 1, 28, 28)
-    picture = np.asarray(pictures.generation_frame(image, 100, scale=4))
-    cols = pictures.grid_columns(6)
-    assert cols == 3 and picture.shape == (2 * 28 * 4 + 2, 3 * 28 * 4 + 4, 3)
-    row, col = divmod(100, 28)
-    top, left = row * 4, col * 4
-    assert (picture[top, left + 1] == pictures.MARK).all()                  # the outline
-    assert (picture[27 * 4 + 2, 27 * 4 + 2] == pictures.UNDECIDED).all()   # the last pixel: not drawn yet
-    v = int(images.to_uint8(image[0, 0, 0, 0]))
-    assert (picture[2, 2] == v).all()                                       # pixel 0 as it is
-
-
-def test_field_regions_split_the_unseen_earlier_pixels():
-    # A PixelCNN-like field at (5, 5): a triangle up-left within 2 rows / 3 columns.
-    field = torch.zeros(10, 10)
-    for r in range(3, 6):
-        for c in range(2, 6 + (5 - r)):
-            if (r, c) < (5, 5):
-                field[r, c] = 1.0
-    field[5, 2:5] = 0.5
-    counts = pictures.field_counts(field, 5, 5)
-    seen, blind, far = pictures.field_regions(field, 5, 5)
-    assert counts.earlier == 55 and counts.seen == int((field > 0).sum())
-    assert counts.seen + counts.blind + counts.out_of_reach == counts.earlier
-    assert blind[3, 8] and not blind[0, 0] and far[0, 0] and far[5, 0]
-    full = torch.ones(10, 10)
-    assert pictures.field_counts(full, 5, 5).blind == 0
-
-
-def test_heat_colours_run_from_black_to_pale_yellow():
-    colours = pictures.heat_colours(np.array([0.0, 2.0, 4.0, 100.0]), vmax=4.0)
-    assert (colours[0] == pictures.HEAT_ANCHORS[0]).all() and (colours[2] == pictures.HEAT_ANCHORS[-1]).all()
-    assert (colours[3] == colours[2]).all()            # clipped above the scale
-    assert colours.sum(1)[0] < colours.sum(1)[1] < colours.sum(1)[2]
 
 
 # ------------------------------------------------------------------------ pixel tab
@@ -134,7 +94,7 @@ def test_play_streams_frames_to_the_finished_samples(client, catalog):
     assert positions == [720, 740, 760, 780, 783]
     finished = sampling.sample(catalog.ar_model("mnist-pixelcnn"), 2, generator=torch.Generator().manual_seed(SEED))
     tiles = frame_tiles(frames[-1][1], 2)
-    assert np.array_equal(tiles[..., 0], images.to_uint8(finished))
+    assert np.array_equal(tiles[..., 0], render.to_uint8(finished))
     # From the last pixel, Play starts again at the first.
     first = next(iter(client.submit(*view_args(samples=1), 783, 112, api_name="/pixel_play")))
     assert first[0] == 111
@@ -146,7 +106,7 @@ def test_pixelrnn_models_stream_step_and_complete_in_the_pixel_tab(client, catal
     frames = list(client.submit(*view_args(name, samples=2), 600, 100, api_name="/pixel_play"))
     assert [f[0] for f in frames] == [700, 783]
     finished = sampling.sample(model, 2, generator=torch.Generator().manual_seed(SEED))
-    assert np.array_equal(frame_tiles(frames[-1][1], 2)[..., 0], images.to_uint8(finished))
+    assert np.array_equal(frame_tiles(frames[-1][1], 2)[..., 0], render.to_uint8(finished))
     position, picture, _, _, status = client.predict(*view_args(name), 299, api_name="/pixel_next")
     assert position == 300 and np.array_equal(frame_tiles(picture, 4), expected_colours(reference_step(model, 4, 300)))
     assert "p(white)" in status
@@ -199,7 +159,7 @@ def test_completion_keeps_the_given_rows(client, catalog):
     x = torch.from_numpy(given).float()[None]
     mask = sampling.top_rows_mask(model, 10)
     done = sampling.sample(model, 3, generator=torch.Generator().manual_seed(SEED), known=x, known_mask=mask)
-    assert np.array_equal(tiles, images.to_uint8(done))
+    assert np.array_equal(tiles, render.to_uint8(done))
     # At a given pixel the summary says so.
     *_, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 50,
                                 api_name="/pixel_view")
@@ -243,7 +203,7 @@ def test_likelihood_table_matches_the_models(client, catalog):
     rows = {r[0]: r for r in table["data"]}
     assert set(rows) == {"mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm",
                          "fashion-mnist-gated_pixelcnn", "mnist-vae", "mnist-vae2d"}
-    x = images.prepare_digit(np.asarray(Image.open(preview)))
+    x = intake.prepare_digit(np.asarray(Image.open(preview)))
     for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm"):
         expected = -float(catalog.ar_model(name).log_prob((x >= 0.5).float()[None]).detach())
         assert rows[name][3] == pytest.approx(expected, abs=0.01)

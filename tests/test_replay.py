@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import checkpoints, images, metrics, packing
+from explorer import checkpoints, metrics, packing, render
 from explorer.ui import Catalog
 from explorer.ui import replay as replay_tab
 from tests.helpers import REPLAY_EPOCHS
 
 GAN = "mnist-dcgan"
-SCALE = images.auto_scale(replay_tab.GRID_COLS)
+SCALE = render.auto_scale(replay_tab.GRID_COLS)
 CELL = 28 * SCALE + 2  # a tile and the grey gap after it
 
 
@@ -58,7 +58,7 @@ def test_each_epoch_shows_its_stored_samples_and_their_classes(client, catalog: 
     for epoch in range(1, REPLAY_EPOCHS + 1):
         grid, histogram, summary = client.predict(GAN, epoch, api_name="/replay_epoch")
         samples = grid_samples(grid)
-        assert np.array_equal(samples, images.to_uint8(frames[epoch - 1]))  # crisp: exact pixels
+        assert np.array_equal(samples, render.to_uint8(frames[epoch - 1]))  # crisp: exact pixels
         want = torch.bincount(metrics.classify(classifier, frames[epoch - 1])[0], minlength=10).tolist()
         assert counts(histogram) == want and sum(counts(histogram)) == 100
         assert [row[0] for row in histogram["data"]] == [str(k) for k in range(10)]
@@ -73,7 +73,7 @@ def test_each_epoch_shows_its_stored_samples_and_their_classes(client, catalog: 
 def test_choosing_a_run_narrows_the_slider_and_plots_the_whole_run(client, catalog: Catalog):
     slider, grid, histogram, summary, coverage, losses = client.predict(GAN, api_name="/replay_run")
     assert (slider["minimum"], slider["maximum"], slider["value"]) == (1, REPLAY_EPOCHS, REPLAY_EPOCHS)
-    assert np.array_equal(grid_samples(grid), images.to_uint8(stored_replay(catalog)[-1]))  # the last epoch
+    assert np.array_equal(grid_samples(grid), render.to_uint8(stored_replay(catalog)[-1]))  # the last epoch
     scores = catalog.replay(GAN).scores
     assert coverage["data"] == [[e, s["classes_covered"]] for e, s in zip(range(1, 4), scores)]
     curves: dict[str, list[float]] = {}

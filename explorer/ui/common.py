@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .. import latent
-from ..images import ImageInputError, to_uint8
+from ..intake import ImageInputError
+from ..render import to_uint8
 from .catalog import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])

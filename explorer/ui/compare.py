@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import images, latent
+from .. import latent, render
 from .catalog import Catalog
 from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, user_errors
 from .grid import SIZE_RANGE, SPAN_RANGE, fit_dims
@@ -70,7 +70,7 @@ def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, 
     for name, model in zip((left, right), models):
         base = latent.unstandardize(model, u[:model.latent_dim])
         grid = latent.latent_grid(model, base, dx, dy, float(span), size, _label_for(catalog, name, label))
-        picture, _ = images.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+        picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                           f"z{dx}", f"z{dy}")
         pictures.append(picture)
     return pictures[0], pictures[1]

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import images
+from .. import intake
 from . import compare, encode, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
@@ -110,8 +110,8 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
 
 def configure_pil() -> None:
     """Lower PIL's own decompression-bomb limit to the app's pixel cap, process-wide, as a
-    second line of defence behind `images.open_image` (Gradio decodes some inputs itself)."""
-    Image.MAX_IMAGE_PIXELS = images.MAX_PIXELS
+    second line of defence behind `intake.open_image` (Gradio decodes some inputs itself)."""
+    Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS
 
 
 def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, download: bool = True,

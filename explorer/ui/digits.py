@@ -16,7 +16,7 @@ import torch
 import gradio as gr
 import numpy as np
 
-from .. import images
+from .. import intake
 from .catalog import Catalog
 from .common import LIGHT, digit_picture, user_errors
 
@@ -53,12 +53,12 @@ def example_digit(example: ExampleSource, source: str, index: float | None) -> t
 
 def uploaded_digit(path: str | None) -> tuple[np.ndarray, str]:
     """An uploaded image file, converted the way MNIST digits were made."""
-    return digit_picture(images.digit_from_file(path)), "your upload, as the model sees it"
+    return digit_picture(intake.digit_from_file(path)), "your upload, as the model sees it"
 
 
 def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
     """A sketchpad drawing, converted the way MNIST digits were made."""
-    return digit_picture(images.digit_from_drawing(value)), "your drawing, as the model sees it"
+    return digit_picture(intake.digit_from_drawing(value)), "your drawing, as the model sees it"
 
 
 def digit_input(catalog: Catalog, model: gr.Dropdown, slot: str, title: str,

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from .. import images, latent
+from .. import intake, latent
 from .catalog import Catalog
 from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
@@ -26,7 +26,7 @@ def encode(catalog: Catalog, name: str, picture: np.ndarray | None, label: Any
         raise ValueError("Pick, upload or draw an image to encode.")
     model = catalog.model(name)
     y = label_or_none(catalog, name, label)
-    code, error = catalog.encode_with_error(name, images.prepare_digit(np.asarray(picture)), y)
+    code, error = catalog.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y)
     decoded = latent.decode(model, code.unsqueeze(0), y)[0]
     how = ("found by optimisation (a GAN has no encoder), " if latent.inverts(model)
            else "the mean of q(z|x), " if getattr(model, "variational", False) else "")

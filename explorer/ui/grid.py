@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import images, latent
+from .. import intake, latent, render
 from .catalog import Catalog
 from .common import BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, class_picker, label_or_none, user_errors
 from .digits import DigitInput, digit_input
@@ -64,7 +64,7 @@ def base_code(catalog: Catalog, name: str, fixed: str, seed: Any, digit: np.ndar
     if fixed == BASE_IMAGE:
         if digit is None:
             raise ValueError("Choose an image to encode first (a data-set example, an upload or a drawing).")
-        return catalog.encode(name, images.prepare_digit(digit), label)
+        return catalog.encode(name, intake.prepare_digit(digit), label)
     raise ValueError(f"Unknown choice for the fixed dimensions: {fixed!r}.")
 
 
@@ -81,7 +81,7 @@ def grid_picture(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, span: floa
     y = label_or_none(catalog, name, label)
     base = base_code(catalog, name, fixed, seed, digit, y)
     grid = latent.latent_grid(model, base, dx, dy, float(span), size, y)
-    picture, _ = images.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+    picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       f"z{dx}", f"z{dy}")
     return picture, [round(float(v), 5) for v in base]
 

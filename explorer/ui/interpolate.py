@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import images, latent
+from .. import intake, latent, render
 from .catalog import Catalog
 from .common import ENCODE, FileStore, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
@@ -61,14 +61,14 @@ def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.nda
     if method not in latent.METHODS:
         raise ValueError(f"Choose an interpolation method: {' or '.join(latent.METHODS)}.")
     y = label_or_none(catalog, name, label)
-    z0, error_a = catalog.encode_with_error(name, images.prepare_digit(image_a), y)
-    z1, error_b = catalog.encode_with_error(name, images.prepare_digit(image_b), y)
+    z0, error_a = catalog.encode_with_error(name, intake.prepare_digit(image_a), y)
+    z1, error_b = catalog.encode_with_error(name, intake.prepare_digit(image_b), y)
     path = latent.interpolate(model, z0, z1, steps, method)  # (steps, D)
     decoded = latent.decode(model, path, y)  # (steps, 1, 28, 28)
     ends = latent.decode(model, torch.stack([z0, z1]), y)  # the two reconstructions
-    picture = images.strip(decoded)
-    png = store.write(images.png_bytes(picture), f"{name}-{method}", ".png")
-    gif = store.write(images.gif_bytes(images.frames(decoded)), f"{name}-{method}", ".gif")
+    picture = render.strip(decoded)
+    png = store.write(render.png_bytes(picture), f"{name}-{method}", ".png")
+    gif = store.write(render.gif_bytes(render.frames(decoded)), f"{name}-{method}", ".gif")
     note = inversion_note(name, (error_a, error_b)) if latent.inverts(model) else ""
     return (picture, digit_picture(ends[0]), digit_picture(ends[1]),
             density_table(catalog, name, z0, z1, steps), png, gif, note)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import heavy, images, metrics, pictures
+from .. import heavy, intake, metrics, render
 from ..models.base import AutoregressiveModel
 from .catalog import Catalog
 from .common import DECODE, user_errors
@@ -114,7 +114,7 @@ def table(found: list[Score]) -> pd.DataFrame:
 
 def heat_maps(found: list[Score]) -> list[tuple[Image.Image, str]]:
     """One picture per autoregressive model: the image as scored beside its per-pixel NLL."""
-    return [(pictures.heat_map(s.pixel_nll, s.scored, HEAT_MAX[s.output_kind], "nats"),
+    return [(render.heat_map(s.pixel_nll, s.scored, HEAT_MAX[s.output_kind], "nats"),
              f"{s.name}: {s.nats:.1f} nats; hottest pixel {float(s.pixel_nll.max()):.2f} nats")
             for s in found if s.pixel_nll is not None]
 
@@ -150,7 +150,7 @@ def reading(found: list[Score]) -> str:
 def likelihood(catalog: Catalog, picture: np.ndarray | None) -> tuple[pd.DataFrame, list, str]:
     if picture is None:
         raise ValueError("Pick, upload or draw an image to score.")
-    found = score(catalog, images.prepare_digit(np.asarray(picture)))
+    found = score(catalog, intake.prepare_digit(np.asarray(picture)))
     return table(found), heat_maps(found), reading(found)
 
 

@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from .. import images, latent
+from .. import latent, render
 from .catalog import SCATTER_POINTS, Catalog
 from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
 
@@ -50,8 +50,8 @@ def manifold(catalog: Catalog, name: str, size: Any, label: Any) -> tuple[Image.
     if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
         raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
     grid = latent.manifold_grid(model, size, label_or_none(catalog, name, label))
-    picture, _ = images.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
-                                      "z0", "z1", scale=images.auto_scale(size, target=600))
+    picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+                                      "z0", "z1", scale=render.auto_scale(size, target=600))
     table, note = scatter_table(catalog, name)
     return picture, table, note
 

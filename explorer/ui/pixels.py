@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import images, pictures, sampling
+from .. import intake, render, sampling
 from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
@@ -97,7 +97,7 @@ def request(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: A
     if given_rows:
         if image is None:
             raise ValueError("Pick, upload or draw an image to complete, or set given rows to 0.")
-        picture = images.prepare_digit(np.asarray(image))
+        picture = intake.prepare_digit(np.asarray(image))
     return Request(name, samples, temperature, seed, given_rows, picture, label_or_none(catalog, name, label))
 
 
@@ -141,18 +141,18 @@ def distribution_picture(model: AutoregressiveModel, step: PixelStep) -> Image.I
     if model.output_kind == "bernoulli":
         p = probs[:, 0].tolist()
         ticks = {i: str(i + 1) for i in range(len(p))}
-        return pictures.bar_chart(p, y_max=1.0, title="p(white) at the red pixel, per sample (red: drew white)",
+        return render.bar_chart(p, y_max=1.0, title="p(white) at the red pixel, per sample (red: drew white)",
                                   ticks=ticks, highlight=[i for i, d in enumerate(drawn) if d == 1])
     levels = probs[0].tolist()
     top = max(levels)
     y_max = float(f"{min(1.0, top * 1.1):.2g}") or 1.0
-    return pictures.bar_chart(levels, y_max=max(y_max, top), title="sample 1: p(grey level) at the red pixel",
+    return render.bar_chart(levels, y_max=max(y_max, top), title="sample 1: p(grey level) at the red pixel",
                               ticks={0: "0", 64: "64", 128: "128", 192: "192", 255: "255"}, highlight=[drawn[0]])
 
 
 def summary(catalog: Catalog, req: Request, step: PixelStep, field: torch.Tensor) -> str:
     model = catalog.ar_model(req.name)
-    counts = pictures.field_counts(field, step.row, step.col)
+    counts = render.field_counts(field, step.row, step.col)
     head = f"**Pixel {step.index + 1} of {step.total}** (row {step.row}, column {step.col})."
     if not bool(step.sampled[0]):
         what = f"Sample 1: this pixel is **given** (the top {req.given_rows} rows are kept), so nothing is drawn."
@@ -184,12 +184,12 @@ def frame(catalog: Catalog, req: Request, step: PixelStep) -> tuple[Image.Image,
     """The four views of one step: samples, distribution, receptive field, summary."""
     model = catalog.ar_model(req.name)
     given = sampling.top_rows_mask(model, req.given_rows)[0] if req.given_rows else None
-    cols = pictures.grid_columns(req.samples)
+    cols = render.grid_columns(req.samples)
     scale = max(2, min(12, FRAME_SIDE // (cols * model.data_shape[2])))
     field = catalog.receptive_field(req.name, step.row, step.col, req.label)
-    return (pictures.generation_frame(step.image, step.index, given, scale),
+    return (render.generation_frame(step.image, step.index, given, scale),
             distribution_picture(model, step),
-            pictures.receptive_field_picture(field, step.row, step.col),
+            render.receptive_field_picture(field, step.row, step.col),
             summary(catalog, req, step, field))
 
 

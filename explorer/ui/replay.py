@@ -25,7 +25,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from .. import images, metrics
+from .. import metrics, render
 from .catalog import Catalog, Replay
 from .common import LIGHT, REPLAY, user_errors
 
@@ -92,7 +92,7 @@ def epoch_view(catalog: Catalog, name: str, epoch: Any) -> tuple[Image.Image, pd
     """The sample grid, class histogram and summary of one epoch."""
     replay = catalog.replay(name)
     i = frame_index(replay, epoch)
-    picture = images.mosaic(replay.frames[i], GRID_COLS, images.auto_scale(GRID_COLS))
+    picture = render.mosaic(replay.frames[i], GRID_COLS, render.auto_scale(GRID_COLS))
     return picture, histogram_table(replay, i), epoch_summary(catalog, name, replay, i)
 
 

@@ -1,4 +1,4 @@
-"""explorer.images: any picture -> an MNIST-style digit (with clear errors), tensors -> pictures."""
+"""explorer.intake: any picture -> an MNIST-style digit, and a clear error for what cannot become one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from explorer import images
+from explorer import intake
 from tests.helpers import png_with_size, seven
 
 
@@ -28,7 +28,7 @@ def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
 
 
 def test_a_dark_digit_on_paper_becomes_an_mnist_digit():
-    x = images.to_mnist(seven())
+    x = intake.to_mnist(seven())
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32
     a = x[0].numpy()
     assert a.min() == 0.0 and a.max() == pytest.approx(1.0, abs=0.02)
@@ -39,7 +39,7 @@ def test_a_dark_digit_on_paper_becomes_an_mnist_digit():
 
 
 def test_polarity_colour_and_size_do_not_matter():
-    reference = images.to_mnist(seven())
+    reference = intake.to_mnist(seven())
     variants = [
         seven(ink="white", paper="black"),
         seven(ink=(200, 20, 20), paper=(180, 220, 255)),
@@ -47,7 +47,7 @@ def test_polarity_colour_and_size_do_not_matter():
         seven().resize((90, 60), Image.Resampling.BILINEAR),
     ]
     for img in variants:
-        x = images.to_mnist(img)
+        x = intake.to_mnist(img)
         assert x.shape == (1, 28, 28)
         assert (x - reference).abs().mean() < 0.08, img
 
@@ -55,7 +55,7 @@ def test_polarity_colour_and_size_do_not_matter():
 def test_aspect_ratio_is_kept():
     img = Image.new("L", (400, 400), 255)
     ImageDraw.Draw(img).line([(200, 50), (200, 350)], fill=0, width=30)  # a '1': tall and thin
-    h, w = bbox(images.to_mnist(img)[0].numpy())
+    h, w = bbox(intake.to_mnist(img)[0].numpy())
     assert h in (20, 21) and w <= 4
 
 
@@ -65,14 +65,14 @@ def test_any_pil_mode(mode):
     img = base.convert("L").convert("I").convert(mode) if mode.startswith("I") else base.convert(mode)
     if mode == "F":
         img = base.convert("F")
-    assert (images.to_mnist(img) - images.to_mnist(base)).abs().max() < 0.1
+    assert (intake.to_mnist(img) - intake.to_mnist(base)).abs().max() < 0.1
 
 
 def test_transparent_backgrounds_with_either_ink_colour():
     for ink in ((0, 0, 0, 255), (255, 255, 255, 255)):
         img = Image.new("RGBA", (300, 300), (ink[0], ink[1], ink[2], 0))
         ImageDraw.Draw(img).ellipse([60, 40, 240, 260], outline=ink, width=25)
-        x = images.to_mnist(img)[0].numpy()
+        x = intake.to_mnist(img)[0].numpy()
         assert x[14, 14] == 0 and x.max() > 0.9  # a ring: hollow middle, bright stroke
         assert max(bbox(x)) in (20, 21)
 
@@ -80,9 +80,9 @@ def test_transparent_backgrounds_with_either_ink_colour():
 def test_arrays_from_the_sketchpad_any_channels():
     rgba = np.asarray(seven().convert("RGBA"))
     for arr in (rgba, rgba[:, :, :3], rgba[:, :, 0], rgba[:, :, :1], rgba[:, :, 0] / 255.0):
-        assert images.to_mnist(arr).shape == (1, 28, 28)
+        assert intake.to_mnist(arr).shape == (1, 28, 28)
     value = {"background": None, "layers": [], "composite": rgba}
-    assert images.digit_from_drawing(value).sum() > 10
+    assert intake.digit_from_drawing(value).sum() > 10
 
 
 @pytest.mark.parametrize("value", [
@@ -92,23 +92,23 @@ def test_arrays_from_the_sketchpad_any_channels():
     {"background": None, "layers": [], "composite": np.zeros((280, 280, 4), np.uint8)},
 ])
 def test_an_empty_drawing_says_so(value):
-    with pytest.raises(images.EmptyImageError, match="drawing is empty"):
-        images.digit_from_drawing(value)
+    with pytest.raises(intake.EmptyImageError, match="drawing is empty"):
+        intake.digit_from_drawing(value)
 
 
 def test_a_blank_upload_says_there_is_no_digit():
-    with pytest.raises(images.EmptyImageError, match="No digit found"):
-        images.to_mnist(Image.new("RGB", (200, 100), (120, 130, 140)))
+    with pytest.raises(intake.EmptyImageError, match="No digit found"):
+        intake.to_mnist(Image.new("RGB", (200, 100), (120, 130, 140)))
 
 
 def test_prepare_digit_passes_28x28_digits_through_unchanged():
     digit = (np.arange(784).reshape(28, 28) % 256).astype(np.uint8)
     digit[0, :] = digit[-1, :] = digit[:, 0] = digit[:, -1] = 0
-    x = images.prepare_digit(digit)
+    x = intake.prepare_digit(digit)
     assert torch.equal(x[0], torch.from_numpy(digit.astype(np.float32) / 255.0))
-    inverted = images.prepare_digit(255 - digit)  # black on white: only the polarity flips
+    inverted = intake.prepare_digit(255 - digit)  # black on white: only the polarity flips
     assert torch.allclose(inverted, x)
-    assert images.prepare_digit(np.asarray(seven())).shape == (1, 28, 28)  # other sizes: full treatment
+    assert intake.prepare_digit(np.asarray(seven())).shape == (1, 28, 28)  # other sizes: full treatment
 
 
 # ------------------------------------------------------------------------ bad files
@@ -117,14 +117,14 @@ def test_prepare_digit_passes_28x28_digits_through_unchanged():
 def test_files_that_are_not_images(tmp_path: Path):
     text = tmp_path / "notes.txt"
     text.write_text("a shopping list, not a picture")
-    with pytest.raises(images.ImageInputError, match="not an image"):
-        images.digit_from_file(text)
+    with pytest.raises(intake.ImageInputError, match="not an image"):
+        intake.digit_from_file(text)
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    with pytest.raises(images.ImageInputError, match="empty"):
-        images.digit_from_file(empty)
-    with pytest.raises(images.ImageInputError, match="No file"):
-        images.digit_from_file(None)
+    with pytest.raises(intake.ImageInputError, match="empty"):
+        intake.digit_from_file(empty)
+    with pytest.raises(intake.ImageInputError, match="No file"):
+        intake.digit_from_file(None)
 
 
 def test_a_corrupt_image(tmp_path: Path):
@@ -132,8 +132,8 @@ def test_a_corrupt_image(tmp_path: Path):
     seven().save(buf, format="PNG")
     broken = tmp_path / "broken.png"
     broken.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(images.ImageInputError, match="damaged"):
-        images.digit_from_file(broken)
+    with pytest.raises(intake.ImageInputError, match="damaged"):
+        intake.digit_from_file(broken)
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
@@ -141,25 +141,25 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
         bomb = tmp_path / f"bomb{w}.png"
         bomb.write_bytes(png_with_size(w, h))
         assert bomb.stat().st_size < 200
-        with pytest.raises(images.ImageInputError, match="too big"):
-            images.digit_from_file(bomb)
+        with pytest.raises(intake.ImageInputError, match="too big"):
+            intake.digit_from_file(bomb)
 
 
 def test_a_file_over_the_size_limit(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(images, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(intake, "MAX_FILE_BYTES", 1000)
     big = tmp_path / "big.bmp"
     seven((100, 100)).save(big)  # ~30 kB
-    with pytest.raises(images.ImageInputError, match="too large"):
-        images.digit_from_file(big)
+    with pytest.raises(intake.ImageInputError, match="too large"):
+        intake.digit_from_file(big)
 
 
 def test_uploads_in_common_formats(tmp_path: Path):
-    reference = images.to_mnist(seven())
+    reference = intake.to_mnist(seven())
     for suffix in ("png", "jpg", "gif", "bmp", "webp"):
         path = tmp_path / f"seven.{suffix}"
         seven().save(path)
-        assert (images.digit_from_file(path) - reference).abs().mean() < 0.05, suffix
-    assert images.digit_from_file((tmp_path / "seven.png").read_bytes()).shape == (1, 28, 28)
+        assert (intake.digit_from_file(path) - reference).abs().mean() < 0.05, suffix
+    assert intake.digit_from_file((tmp_path / "seven.png").read_bytes()).shape == (1, 28, 28)
 
 
 def test_exif_rotation_is_applied(tmp_path: Path):
@@ -169,41 +169,4 @@ def test_exif_rotation_is_applied(tmp_path: Path):
     exif[274] = 6  # rotate 90 CW to display
     path = tmp_path / "phone.jpg"
     stored.save(path, exif=exif)
-    assert (images.digit_from_file(path) - images.to_mnist(upright)).abs().mean() < 0.05
-
-
-# ---------------------------------------------------------------------------- output
-
-
-def test_to_uint8_and_upscale_are_exact():
-    x = torch.tensor([[[[0.0, 0.5], [1.0, 0.2]]]])
-    a = images.to_uint8(x)
-    assert a.dtype == np.uint8 and a.shape == (1, 2, 2)
-    assert a.tolist() == [[[0, 128], [255, 51]]]
-    up = images.upscale(a[0], 3)
-    assert up.shape == (6, 6) and np.all(up[:3, 3:] == 128) and np.all(up[3:, :3] == 255)
-
-
-def test_labelled_grid_puts_each_tile_where_its_geometry_says():
-    tiles = torch.rand(3, 4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    picture, geo = images.labelled_grid(tiles, [-1, 0, 1, 2], [1, 0, -1], "z0", "z1", scale=2)
-    assert picture.mode == "L" and picture.size == (geo.width, geo.height)
-    arr = np.asarray(picture)
-    expected = images.to_uint8(tiles)
-    for i in range(3):
-        for j in range(4):
-            top, left, bottom, right = geo.tile_box(i, j)
-            assert np.array_equal(arr[top:bottom:2, left:right:2], expected[i, j])
-            assert np.all(arr[top:bottom, left:right][1::2, 1::2] == expected[i, j])  # crisp blocks
-    assert arr[:, : geo.left].min() < 128  # axis labels were drawn in the margin
-
-
-def test_strip_png_and_gif():
-    frames = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    pic = images.strip(frames, scale=2, gap=2)
-    assert pic.size == (5 * 56 + 4 * 2, 56)
-    png = Image.open(io.BytesIO(images.png_bytes(pic)))
-    assert np.array_equal(np.asarray(png), np.asarray(pic))  # lossless
-    gif = Image.open(io.BytesIO(images.gif_bytes(images.frames(frames, scale=3))))
-    assert gif.size == (84, 84) and gif.n_frames == 8  # forward 5, back 3
-    assert gif.info.get("loop") == 0
+    assert (intake.digit_from_file(path) - intake.to_mnist(upright)).abs().mean() < 0.05

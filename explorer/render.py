@@ -1,4 +1,8 @@
-"""Colour pictures for the autoregressive views, drawn with numpy and PIL.
+"""Picture rendering: tensors in [0, 1] -> crisp pictures, and pictures -> PNG or GIF bytes.
+
+Grey pictures of digits: upscaled by whole factors with nearest-neighbour so pixels stay
+crisp, tiled into labelled grids (`labelled_grid`), mosaics and strips, and written as PNG or
+animated GIF. Colour pictures for the autoregressive views:
 
   - `generation_frame`: samples as they are being generated, undecided pixels tinted and the
     current pixel outlined;
@@ -13,14 +17,179 @@ second then costs the browser one image swap per frame, not a plot re-layout.
 
 from __future__ import annotations
 
+import functools
+import io
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from .images import font, tile, to_uint8, upscale
+# An MNIST image's side: the tile of every grid, mosaic and strip.
+SIDE = 28
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images in [0, 1], (..., 1, H, W) or (..., H, W) -> uint8 array with the channel dropped."""
+    arr = images.detach().cpu().float()
+    if arr.dim() >= 3 and arr.shape[-3] == 1:
+        arr = arr.squeeze(-3)
+    return (arr.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+def tile(images: np.ndarray, gap: int = 0, gap_value: int = 0) -> np.ndarray:
+    """uint8 (rows, cols, H, W) -> one (rows*H + gaps, cols*W + gaps) mosaic."""
+    rows, cols, h, w = images.shape
+    if gap:
+        padded = np.full((rows, cols, h + gap, w + gap), gap_value, dtype=np.uint8)
+        padded[:, :, :h, :w] = images
+        out = padded.transpose(0, 2, 1, 3).reshape(rows * (h + gap), cols * (w + gap))
+        return np.ascontiguousarray(out[: rows * (h + gap) - gap, : cols * (w + gap) - gap])
+    return images.transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+
+
+def upscale(images: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of (..., H, W) by a whole factor: every pixel becomes a
+    block, so the picture stays crisp however large it is shown."""
+    if factor <= 1:
+        return images
+    return images.repeat(factor, axis=-2).repeat(factor, axis=-1)
+
+
+def auto_scale(cells: int, side: int = SIDE, target: int = 560, most: int = 8) -> int:
+    """Whole upscaling factor that makes `cells` tiles of `side` pixels about `target` wide."""
+    return int(min(most, max(1, round(target / (cells * side)))))
+
+
+@dataclass(frozen=True)
+class GridGeometry:
+    """Where the tiles of a labelled grid picture lie, so callers can find tile (i, j)."""
+
+    rows: int
+    cols: int
+    cell: int  # tile side in output pixels (28 * scale)
+    scale: int
+    left: int  # margin before the first column (y-axis labels)
+    top: int
+    width: int
+    height: int
+
+    def tile_box(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) of tile (row i, column j), bottom/right exclusive."""
+        y0, x0 = self.top + i * self.cell, self.left + j * self.cell
+        return y0, x0, y0 + self.cell, x0 + self.cell
+
+
+_FONT_CACHE: dict[int, Any] = {}
+
+
+def font(size: int) -> Any:
+    if size not in _FONT_CACHE:
+        try:
+            _FONT_CACHE[size] = ImageFont.load_default(size=size)
+        except (TypeError, OSError):  # Pillow without FreeType: fixed bitmap font
+            _FONT_CACHE[size] = ImageFont.load_default()
+    return _FONT_CACHE[size]
+
+
+def grid_geometry(rows: int, cols: int, scale: int, labelled: bool = True) -> GridGeometry:
+    """Layout of a rows x cols grid of 28-pixel tiles upscaled by `scale`, with label margins."""
+    cell = SIDE * scale
+    left, top = (64, 8) if labelled else (0, 0)
+    bottom, right = (44, 8) if labelled else (0, 0)
+    return GridGeometry(rows, cols, cell, scale, left, top,
+                        left + cols * cell + right, top + rows * cell + bottom)
+
+
+def labelled_grid(images: torch.Tensor, x_values: Sequence[float], y_values: Sequence[float],
+                  x_name: str, y_name: str, scale: int | None = None) -> tuple[Image.Image, GridGeometry]:
+    """A grid of decoded images (rows, cols, 1, 28, 28) as one greyscale picture with axes.
+
+    Tiles are upscaled by `scale` (nearest-neighbour); the code value of every column is
+    written under it and of every row left of it, with the axis names. Returns the
+    picture and its geometry.
+    """
+    rows, cols = images.shape[:2]
+    scale = scale or auto_scale(max(rows, cols))
+    labels = (tuple(f"{v:+.2f}" for v in x_values), tuple(f"{v:+.2f}" for v in y_values), x_name, y_name)
+    frame, geo = _frame(rows, cols, scale, labels)
+    canvas = frame.copy()
+    mosaic = tile(upscale(to_uint8(images), scale))
+    canvas[geo.top:geo.top + rows * geo.cell, geo.left:geo.left + cols * geo.cell] = mosaic
+    return Image.fromarray(canvas), geo
+
+
+@functools.lru_cache(maxsize=64)
+def _frame(rows: int, cols: int, scale: int,
+           labels: tuple[tuple[str, ...], tuple[str, ...], str, str]) -> tuple[np.ndarray, GridGeometry]:
+    """The white margins and axis labels of a grid picture, drawn once per layout and labels
+    (drawing text costs more than decoding a small grid; slider drags revisit the same axes)."""
+    x_text, y_text, x_name, y_name = labels
+    geo = grid_geometry(rows, cols, scale)
+    picture = Image.new("L", (geo.width, geo.height), 255)
+    draw = ImageDraw.Draw(picture)
+    small = font(12 if geo.cell >= 40 else 10)
+    label_every = max(1, int(np.ceil(40 / geo.cell)))  # skip labels that would overlap
+    below = geo.top + rows * geo.cell + 3
+    for j, text in enumerate(x_text):
+        if j % label_every == 0 or j == cols - 1:
+            draw.text((geo.left + j * geo.cell + geo.cell // 2, below), text, fill=0, font=small, anchor="ma")
+    draw.text((geo.left + cols * geo.cell // 2, below + 18), x_name, fill=0, font=font(13), anchor="ma")
+    for i, text in enumerate(y_text):
+        if i % label_every == 0 or i == rows - 1:
+            draw.text((geo.left - 4, geo.top + i * geo.cell + geo.cell // 2), text, fill=0, font=small,
+                      anchor="rm")
+    draw.text((4, geo.top), y_name, fill=0, font=font(13), anchor="la")
+    frame = np.asarray(picture)
+    frame.setflags(write=False)
+    return frame, geo
+
+
+def mosaic(images: torch.Tensor, cols: int, scale: int, gap: int = 2) -> Image.Image:
+    """Images (rows * cols, 1, 28, 28) in rows of `cols` as one crisp greyscale picture,
+    upscaled by `scale` (nearest-neighbour), with grey gaps between the tiles."""
+    tiles = to_uint8(images)
+    if len(tiles) % cols:
+        raise ValueError(f"{len(tiles)} images do not fill rows of {cols}")
+    tiles = tiles.reshape(-1, cols, *tiles.shape[-2:])  # (rows, cols, 28, 28)
+    return Image.fromarray(tile(upscale(tiles, scale), gap=gap, gap_value=128))
+
+
+def strip(images: torch.Tensor, scale: int | None = None, gap: int = 2) -> Image.Image:
+    """Images (T, 1, 28, 28) side by side as one crisp greyscale picture (grey gaps)."""
+    scale = scale or auto_scale(len(images), target=840, most=6)
+    return mosaic(images, len(images), scale, gap)
+
+
+def frames(images: torch.Tensor, scale: int = 6) -> list[Image.Image]:
+    """Images (T, 1, 28, 28) -> T upscaled greyscale frames (for an animation)."""
+    return [Image.fromarray(a) for a in upscale(to_uint8(images), scale)]
+
+
+def png_bytes(picture: Image.Image | np.ndarray) -> bytes:
+    """Encode a picture as PNG bytes (lossless)."""
+    if isinstance(picture, np.ndarray):
+        picture = Image.fromarray(picture)
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(pictures: Sequence[Image.Image], frame_ms: int = 120, bounce: bool = True) -> bytes:
+    """Encode frames as a looping animated GIF; with `bounce` it plays forward then back."""
+    if not pictures:
+        raise ValueError("an animation needs at least one frame")
+    seq = list(pictures)
+    if bounce and len(seq) > 2:
+        seq = seq + seq[-2:0:-1]
+    buf = io.BytesIO()
+    seq[0].save(buf, format="GIF", save_all=True, append_images=seq[1:], duration=frame_ms,
+                loop=0, disposal=1)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------- colour pictures (autoregressive views)
 
 UNDECIDED = (52, 70, 104)      # pixels not generated yet
 MARK = (235, 52, 52)           # the current pixel
