@@ -41,7 +41,7 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
     if model.kind == "autoregressive":
-        x = x if binary else torch.round(x * 255) / 255   # the 256 levels exactly
+        x = model.as_input(x)   # the 256 levels exactly for an 8-bit model
         return metrics.autoregressive_report(model, x, y, binary=binary)
     if model.name == "ae":
         return metrics.reconstruction_report(model, x, y, binary=binary)
@@ -49,7 +49,7 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
     if binary and k:
         t0 = time.time()
         nll = metrics.importance_weighted_nll(model, x, y, k=k)
-        key = f"test_iw_nll_k{k}"
+        key = metrics.IW_BOUND_KEY.format(k=k)
         result[key] = float(nll.mean())
         result["headline"] = key
         result["how"][key] = (f"importance-weighted bound on -log p(x) (Burda et al. 2016), k={k} samples "

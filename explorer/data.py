@@ -227,6 +227,12 @@ def binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> 
     return torch.bernoulli(images, generator=generator)
 
 
+def threshold(images: torch.Tensor) -> torch.Tensor:
+    """Grey images in [0, 1] -> zeros and ones, cut at 0.5: how one picture (a drawing, an
+    upload, an example) is shown to a binary model. Data sets are binarized at random instead."""
+    return (images >= 0.5).float()
+
+
 def fixed_binarized_test(images_uint8: torch.Tensor) -> torch.Tensor:
     """The one fixed binarization of a test set that every likelihood here is scored on.
 

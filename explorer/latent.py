@@ -116,7 +116,7 @@ def grid_codes(base: torch.Tensor, dim_x: int, dim_y: int, x_values: torch.Tenso
 def decode(model: LatentModel, z: torch.Tensor, label: int | None = None,
            batch: int = DECODE_BATCH) -> torch.Tensor:
     """Decode codes (N, D) in batches; `label` is the class for a conditional model."""
-    y = _labels(model, label, len(z), z.device)
+    y = model._check_labels(label, len(z), z.device)
     out = [model.decode(z[i:i + batch], None if y is None else y[i:i + batch])
            for i in range(0, len(z), batch)]
     return torch.cat(out) if out else torch.empty(0, *model.data_shape)
@@ -130,10 +130,7 @@ def encode(model: LatentModel, x: torch.Tensor, label: int | torch.Tensor | None
     Not wrapped in no_grad: a GAN's encoder is an optimisation (inversion) that needs
     gradients; it manages them itself. The result is detached.
     """
-    if torch.is_tensor(label) and label.dim() == 1:
-        y = model._check_labels(label, len(x)) if model.num_classes else None
-    else:
-        y = _labels(model, label, len(x), x.device)
+    y = model._check_labels(label, len(x), x.device)   # one class for all, or one per image
     out = [model.encode(x[i:i + batch], None if y is None else y[i:i + batch]).detach()
            for i in range(0, len(x), batch)]
     return torch.cat(out) if out else torch.empty(0, model.latent_dim)
@@ -153,18 +150,6 @@ def reconstruction_error(model: LatentModel, x: torch.Tensor, z: torch.Tensor,
     For a GAN this is the error its inversion reached: how well the generator can make x.
     """
     return (decode(model, z, label) - x).pow(2).flatten(1).mean(1)
-
-
-def _labels(model: LatentModel, label: int | None, n: int,
-            device: torch.device | None = None) -> torch.Tensor | None:
-    if model.num_classes == 0:
-        return None
-    if label is None:
-        raise ValueError(f"{model.name} is class-conditional: choose a class")
-    label = int(label)
-    if not 0 <= label < model.num_classes:
-        raise ValueError(f"class must be in 0..{model.num_classes - 1}, got {label}")
-    return torch.full((n,), label, dtype=torch.long, device=device)
 
 
 def latent_grid(model: LatentModel, base: torch.Tensor, dim_x: int, dim_y: int, span: float,

@@ -122,6 +122,19 @@ def nats_to_bits_per_dim(nats: float, dims: int = 784) -> float:
     return nats / (dims * math.log(2))
 
 
+# Stored under this name (with k filled in), the importance-weighted bound with k samples.
+IW_BOUND_KEY = "test_iw_nll_k{k}"
+
+
+def best_vae_nll(scores: dict[str, Any]) -> float | None:
+    """A VAE's best stored test figure for -log p(x): the tightest importance-weighted bound
+    (the largest k), else its negative ELBO; None if it has neither."""
+    prefix = IW_BOUND_KEY.removesuffix("{k}")
+    bounds = sorted((int(key.removeprefix(prefix)), value) for key, value in scores.items()
+                    if key.startswith(prefix) and key.removeprefix(prefix).isdigit())
+    return float(bounds[-1][1]) if bounds else scores.get("test_neg_elbo")
+
+
 # --- sample quality: class coverage and a Frechet distance on a small classifier's features ---
 # These follow FID (Heusel et al. 2017) in form, but the features come from this project's own
 # small classifier (explorer/models/classifier.py), not Inception: compare models within this

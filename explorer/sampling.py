@@ -89,7 +89,7 @@ def _broadcast_known(model: AutoregressiveModel, n: int, known: torch.Tensor | N
         raise ValueError(f"the given image and mask must broadcast to {tuple(shape)}, got "
                          f"{tuple(torch.as_tensor(known).shape)} and {tuple(torch.as_tensor(known_mask).shape)}") from None
     # Check given values (0/1 for binary models, [0, 1] for 8-bit) and snap them to levels.
-    values = model.values(model.targets(torch.where(known_mask, known, torch.zeros_like(known))))
+    values = model.as_input(torch.where(known_mask, known, torch.zeros_like(known)))
     return values, known_mask.clone()
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from explorer import metrics
+from explorer import latent, metrics
 from explorer.models import REGISTRY, build
 from tests.helpers import TINY
 
@@ -42,6 +42,17 @@ def test_conditional_model_needs_valid_labels():
     with pytest.raises(ValueError, match="integers in 0..9"):
         model.decode(z, torch.tensor([3, 10]))
     assert model.decode(z, torch.tensor(3)).shape == (2, 1, 28, 28)  # one label broadcasts
+    with pytest.raises(ValueError, match="class must be in 0..9, got 12"):  # one class, out of range
+        latent.decode(model, z, 12)
+    assert latent.encode(model, torch.zeros(0, 1, 28, 28), 3).shape == (0, model.latent_dim)  # no images: no codes
+
+
+def test_best_vae_nll_is_the_tightest_stored_bound():
+    scores = {"test_neg_elbo": 100.0, "test_iw_nll_k100": 95.0, "test_iw_nll_k1000": 94.0, "test_iw_nll_kx": 1.0}
+    assert metrics.best_vae_nll(scores) == 94.0
+    assert metrics.best_vae_nll({"test_neg_elbo": 100.0}) == 100.0
+    assert metrics.best_vae_nll({}) is None
+    assert metrics.IW_BOUND_KEY.format(k=1000) == "test_iw_nll_k1000"
 
 
 def test_ae_code_stats_define_its_latent_gaussian():

@@ -119,6 +119,16 @@ def test_probabilities_of_all_binary_images_sum_to_one(name):
     assert abs(float(total) - 1.0) < 1e-4
 
 
+def test_as_input_gives_the_values_the_model_takes():
+    grey = torch.tensor([[[[0.0, 0.49, 0.5, 0.2 + 0.4 / 255]]]])
+    binary = tiny_pixelcnn("pixelcnn", data_shape=[1, 1, 4])
+    assert binary.as_input(grey, threshold=True).tolist() == [[[[0.0, 0.0, 1.0, 0.0]]]]
+    with pytest.raises(ValueError, match="binary images"):
+        binary.as_input(grey)                       # a data set must be binarized, not thresholded
+    levels = tiny_pixelcnn("pixelcnn-256", data_shape=[1, 1, 4]).as_input(grey, threshold=True)
+    assert torch.equal(levels * 255, torch.tensor([[[[0.0, 125.0, 128.0, 51.0]]]]))   # the nearest grey level
+
+
 def test_bad_pixel_values_are_refused_with_a_sentence():
     with pytest.raises(ValueError, match="binary images"):
         tiny_pixelcnn("pixelcnn").log_prob(torch.full((1, 1, 10, 10), 0.5))

@@ -169,12 +169,11 @@ RECIPES.update({
 # Bernoulli model needs the former, a 256-way model takes either (as levels 0..255).
 
 def _autoregressive_input(model, x: torch.Tensor) -> torch.Tensor:
-    if model.output_kind == "bernoulli":
-        if not bool(((x == 0) | (x == 1)).all()):
-            raise ValueError(f"{model.name} with output=bernoulli models binary images, but the data are "
-                             f"grey; train on binarized data (--binarize) or pass --set output=categorical256")
-        return x
-    return torch.round(x * 255) / 255  # the 256 grey levels exactly
+    try:
+        return model.as_input(x)  # the loop's data lie in [0, 1]: only grey data for a binary model fail
+    except ValueError:
+        raise ValueError(f"{model.name} with output=bernoulli models binary images, but the data are "
+                         f"grey; train on binarized data (--binarize) or pass --set output=categorical256") from None
 
 
 def _autoregressive_step(model, opts, x, y) -> dict[str, float]:

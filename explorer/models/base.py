@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import data
+
 REGISTRY: dict[str, type["GenerativeModel"]] = {}
 
 
@@ -37,7 +39,7 @@ class GenerativeModel(nn.Module):
     """Holds the config it was built from; subclasses declare `name`, `kind` and `defaults`."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # "latent" or "autoregressive"
+    kind: ClassVar[str]  # "latent", "autoregressive" or "classifier"
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
 
@@ -62,16 +64,21 @@ class GenerativeModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def _check_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """Labels for n images of a conditional model as (n,) long (one label broadcasts); None if unconditional."""
+    def _check_labels(self, y: torch.Tensor | int | None, n: int,
+                      device: torch.device | None = None) -> torch.Tensor | None:
+        """Labels for n images of a conditional model as (n,) long on `device` (one label, a
+        tensor or an int, stands for all n); None if unconditional. The one place class labels
+        are checked."""
         if self.num_classes == 0:
             return None
         if y is None:
-            raise ValueError(f"{self.name} is class-conditional: pass labels y of shape ({n},)")
-        y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
-        if y.numel() == 1 and n > 1:
-            y = y.expand(n)
-        if y.shape != (n,) or (y < 0).any() or (y >= self.num_classes).any():
+            raise ValueError(f"{self.name} is class-conditional: choose a class (labels y of shape ({n},))")
+        y = torch.as_tensor(y, dtype=torch.long, device=device).reshape(-1)
+        if y.numel() == 1:
+            if not 0 <= int(y) < self.num_classes:
+                raise ValueError(f"class must be in 0..{self.num_classes - 1}, got {int(y)}")
+            return y.expand(n)
+        if y.shape != (n,) or bool(((y < 0) | (y >= self.num_classes)).any()):
             raise ValueError(f"labels must be {n} integers in 0..{self.num_classes - 1}")
         return y
 
@@ -174,6 +181,16 @@ class AutoregressiveModel(GenerativeModel):
     def values(self, index: torch.Tensor) -> torch.Tensor:
         """Class indices (any shape) -> pixel values in [0, 1] (the inverse of `targets`)."""
         return index.float() if self.output_kind == "bernoulli" else index.float() / 255.0
+
+    def as_input(self, x: torch.Tensor, threshold: bool = False) -> torch.Tensor:
+        """Images in [0, 1] exactly as this model takes them: the 256 grey levels k/255 for an
+        8-bit model, zeros and ones for a binary one. A binary model refuses grey images
+        (`targets` says why) unless `threshold`, which cuts them at 0.5 (`data.threshold`):
+        right for one picture shown to the model, wrong for a data set (binarize it instead).
+        """
+        if threshold and self.output_kind == "bernoulli":
+            x = data.threshold(x)
+        return self.values(self.targets(x))
 
     def pixel_nll(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(x_i | x_<i) for every pixel, in nats: (N, C, H, W); sums to -log_prob."""
