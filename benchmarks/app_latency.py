@@ -95,7 +95,7 @@ def main() -> None:
 
     catalog = Catalog.from_folder(args.trained, download=False)
     source = args.trained
-    if not catalog.names:
+    if not catalog.latent_names:
         source = "tiny random models (no latent models found in trained/)"
         catalog = Catalog.from_folder(tiny_folder(), download=False)
     name = args.model or default_model(catalog)
@@ -166,7 +166,7 @@ def main() -> None:
         f"Command: `python -m benchmarks.app_latency --repeats {args.repeats}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
         f"{torch.get_num_threads()} thread(s), gradio {gr.__version__}  ",
-        f"Models: {source}; timed on `{name}` ({catalog.model(name).latent_dim}-D code); test data: "
+        f"Models: {source}; timed on `{name}` ({catalog.checkpoint(name, 'latent').model.latent_dim}-D code); test data: "
         f"{data_dir or 'none (examples are model samples)'}  ",
         f"Load average (1 min) after the server-side runs {load_after_server[0]:.2f}, after the round "
         f"trips {load_after[0]:.2f}: other processes shared the {os.cpu_count()} cores.",

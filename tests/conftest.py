@@ -80,6 +80,14 @@ def catalog(app_folder: Path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def services(catalog):
+    """The cached computations over `catalog`, as the tabs use them (the server has its own)."""
+    from explorer.ui import Services
+
+    return Services(catalog)
+
+
+@pytest.fixture(scope="session")
 def server(catalog, tmp_path_factory):
     """The app over `catalog`, served in-process on a free port: (url, gradio_client.Client)."""
     from gradio_client import Client

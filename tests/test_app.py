@@ -22,7 +22,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from explorer import intake, latent, render
-from explorer.ui import Catalog
+from explorer.ui import Catalog, Services
 from explorer.ui import manifold as manifold_tab
 from tests.helpers import REPO, free_port, picture, png_with_size, seven, write_fake_dataset
 
@@ -42,7 +42,7 @@ DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "c
 def model_code_image(catalog: Catalog, name: str, image_path: str, label=None) -> torch.Tensor:
     """Encode a served 28x28 preview here, the way the app should."""
     x = intake.prepare_digit(picture(image_path))
-    return latent.encode(catalog.model(name), x.unsqueeze(0), label)[0]
+    return latent.encode(catalog.checkpoint(name, "latent").model, x.unsqueeze(0), label)[0]
 
 
 def grid_tiles(path: str, size: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def grid_tiles(path: str, size: int) -> np.ndarray:
 
 def expected_tiles(catalog: Catalog, name: str, base: torch.Tensor, dx: int, dy: int, span: float,
                    size: int, label=None) -> np.ndarray:
-    g = latent.latent_grid(catalog.model(name), base, dx, dy, span, size, label)
+    g = latent.latent_grid(catalog.checkpoint(name, "latent").model, base, dx, dy, span, size, label)
     return render.to_uint8(g.images)
 
 
@@ -81,7 +81,7 @@ def test_every_event_is_an_endpoint_and_every_endpoint_is_tested(client):
 
 
 def test_damaged_checkpoints_are_skipped_with_a_visible_notice(server, catalog):
-    assert sorted(catalog.names) == ["fashion-mnist-vae", "mnist-ae", "mnist-cvae", "mnist-dcgan", "mnist-vae",
+    assert sorted(catalog.latent_names) == ["fashion-mnist-vae", "mnist-ae", "mnist-cvae", "mnist-dcgan", "mnist-vae",
                                      "mnist-vae2d"]
     assert any("garbage.safetensors" in n for n in catalog.notices)
     assert any("truncated.safetensors" in n for n in catalog.notices)
@@ -111,7 +111,7 @@ def test_select_model_narrows_the_sliders_and_shows_the_class_picker(server, tmp
 
 def test_grid_shape_dims_and_fixed_code(client, catalog):
     seed, span, size = 5, 2.0, 5
-    base = latent.seeded_code(catalog.model("mnist-vae"), seed)
+    base = latent.seeded_code(catalog.checkpoint("mnist-vae", "latent").model, seed)
     results = {}
     for dx, dy in ((0, 1), (2, 3)):
         path, code = client.predict("mnist-vae", dx, dy, span, size, "random draw (seed)", seed, None, None,
@@ -127,7 +127,7 @@ def test_grid_shape_dims_and_fixed_code(client, catalog):
 def test_grid_sizes_and_fixed_at_the_mean(client, catalog):
     for size in (3, 15):
         path, code = client.predict("mnist-ae", 1, 0, 1.5, size, "prior mean", 0, None, None, api_name="/grid")
-        assert code == pytest.approx(catalog.model("mnist-ae").latent_mean().tolist())
+        assert code == pytest.approx(catalog.checkpoint("mnist-ae", "latent").model.latent_mean().tolist())
         assert grid_tiles(path, size).shape == (size, size, 28, 28)
 
 
@@ -144,7 +144,7 @@ def test_grid_fixed_at_an_encoded_image(client, catalog):
 def test_grid_of_a_conditional_model_follows_the_class(client, catalog):
     a, _ = client.predict("mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, None, 2, api_name="/grid")
     b, _ = client.predict("mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, None, 8, api_name="/grid")
-    base = latent.prior_mean(catalog.model("mnist-cvae"))
+    base = latent.prior_mean(catalog.checkpoint("mnist-cvae", "latent").model)
     assert np.abs(grid_tiles(a, 3).astype(int) - expected_tiles(catalog, "mnist-cvae", base, 0, 1, 2.0, 3, 2)).max() <= 1
     assert not np.array_equal(picture(a), picture(b))
 
@@ -243,7 +243,7 @@ def test_interpolation_outputs_and_exact_endpoints(client, catalog):
         assert note == ""  # the inversion note is for GANs
         tiles = strip_tiles(strip, steps)
         assert np.array_equal(tiles[0], picture(rec_a)) and np.array_equal(tiles[-1], picture(rec_b))
-        model = catalog.model("mnist-vae")
+        model = catalog.checkpoint("mnist-vae", "latent").model
         expected = render.to_uint8(latent.decode(model, torch.stack([za, zb])))
         assert np.abs(picture(rec_a).astype(int) - expected[0]).max() <= 1  # decode(encode(A))
         assert np.abs(picture(rec_b).astype(int) - expected[1]).max() <= 1
@@ -289,7 +289,7 @@ def test_compare_shows_the_same_grid_for_both_models(client, catalog):
                                  api_name="/compare")
     u = latent.standard_draw(4, 3)
     for path, name in ((left, "mnist-ae"), (right, "mnist-vae")):
-        model = catalog.model(name)
+        model = catalog.checkpoint(name, "latent").model
         want = expected_tiles(catalog, name, latent.unstandardize(model, u), 1, 2, 2.0, 5)
         assert np.abs(grid_tiles(path, 5).astype(int) - want).max() <= 1
     dx, dy, label = client.predict("mnist-vae2d", "mnist-cvae", 3, 2, api_name="/compare_controls")
@@ -299,17 +299,17 @@ def test_compare_shows_the_same_grid_for_both_models(client, catalog):
     assert grid_tiles(left, 3).shape == grid_tiles(right, 3).shape
 
 
-def test_manifold_with_and_without_test_data(client, catalog, app_folder):
+def test_manifold_with_and_without_test_data(client, services, app_folder):
     path, table, note = client.predict("mnist-vae2d", 7, None, api_name="/manifold")
     assert grid_tiles_any(path, 7)
     assert table["columns"] == ["z0", "z1", "class"] and len(table["data"]) == 64  # the fake test set
-    codes, labels = catalog.test_codes("mnist-vae2d")
+    codes, labels = services.test_codes("mnist-vae2d")
     assert [r[2] for r in table["data"]] == [str(int(k)) for k in labels]
     assert "64 test images" in note
     label = client.predict("mnist-vae2d", None, api_name="/manifold_controls")
     assert label["visible"] is False
     no_data = Catalog.from_folder(app_folder, data_dir=app_folder / "no-such-folder", download=False)
-    _, empty, note = manifold_tab.manifold(no_data, "mnist-vae2d", 5, None)
+    _, empty, note = manifold_tab.manifold(Services(no_data), "mnist-vae2d", 5, None)
     assert len(empty) == 0 and "No test images are available" in note
 
 
@@ -356,7 +356,7 @@ def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir,
 def test_a_gan_in_the_grid_tab(client, catalog):
     gan = "mnist-dcgan"
     path, code = client.predict(gan, 2, 5, 2.0, 3, "prior mean", 0, None, None, api_name="/grid")
-    base = latent.prior_mean(catalog.model(gan))
+    base = latent.prior_mean(catalog.checkpoint(gan, "latent").model)
     assert np.abs(grid_tiles(path, 3).astype(int) - expected_tiles(catalog, gan, base, 2, 5, 2.0, 3)).max() <= 1
     preview, _ = client.predict(gan, 0, api_name="/grid_image_from_example")
     path, code = client.predict(gan, 0, 1, 2.0, 3, "encoded image", 0, handle_file(preview), None,
@@ -370,7 +370,7 @@ def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(clien
     b, _ = client.predict(gan, 1, api_name="/b_from_example")
     strip, rec_a, rec_b, plot, png, gif, note = client.predict(gan, handle_file(a), handle_file(b), "lerp", 5,
                                                                None, api_name="/interpolate")
-    model = catalog.model(gan)
+    model = catalog.checkpoint(gan, "latent").model
     codes = torch.stack([model_code_image(catalog, gan, a), model_code_image(catalog, gan, b)])
     ends = latent.decode(model, codes)
     tiles = strip_tiles(strip, 5)
@@ -383,10 +383,10 @@ def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(clien
     assert f"MSE per pixel {errors[0]:.3f} (A) / {errors[1]:.3f} (B)" in note
 
 
-def test_a_gan_gets_no_scatter_of_encoded_test_images(catalog):
-    table, note = manifold_tab.scatter_table(catalog, "mnist-dcgan")
+def test_a_gan_gets_no_scatter_of_encoded_test_images(services):
+    table, note = manifold_tab.scatter_table(services, "mnist-dcgan")
     assert len(table) == 0 and "is a GAN" in note and "by optimisation" in note
-    assert catalog.test_codes("mnist-dcgan") is None
+    assert services.test_codes("mnist-dcgan") is None
 
 
 def test_select_model_describes_a_gan(client):

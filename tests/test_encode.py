@@ -17,7 +17,7 @@ from tests.helpers import picture
 def test_encode_returns_the_code_and_its_decoding(client, catalog, name, label):
     preview, caption = client.predict(name, 5, api_name="/encode_from_example")
     code, decoded, note = client.predict(name, handle_file(preview), label, api_name="/encode")
-    model = catalog.model(name)
+    model = catalog.checkpoint(name, "latent").model
     x = intake.prepare_digit(picture(preview)).unsqueeze(0)
     want = latent.encode(model, x, label)[0]
     assert isinstance(code, list) and len(code) == model.latent_dim and all(isinstance(v, float) for v in code)
@@ -36,7 +36,7 @@ def test_encode_takes_any_picture_the_way_uploads_are_taken(client, catalog, tmp
     photo.save(path)
     code, decoded, _ = client.predict("mnist-vae", handle_file(str(path)), None, api_name="/encode")
     x = intake.prepare_digit(np.asarray(Image.open(path))).unsqueeze(0)
-    assert code == pytest.approx(latent.encode(catalog.model("mnist-vae"), x)[0].tolist(), abs=1e-4)
+    assert code == pytest.approx(latent.encode(catalog.checkpoint("mnist-vae", "latent").model, x)[0].tolist(), abs=1e-4)
 
 
 def test_encode_says_what_is_missing(client):
@@ -49,14 +49,14 @@ def test_encode_says_what_is_missing(client):
     assert client.predict("mnist-vae", None, api_name="/encode_controls")["visible"] is False
 
 
-def test_a_gan_is_inverted_once_per_image_and_an_encoder_never_asks_for_a_gpu(catalog, monkeypatch):
+def test_a_gan_is_inverted_once_per_image_and_an_encoder_never_asks_for_a_gpu(services, monkeypatch):
     """The inversion is heavy work (a GPU on ZeroGPU); encoding the same image again is
     remembered, and an encoder network's one quick pass never goes through the GPU call."""
     inverted = []
     monkeypatch.setattr(heavy, "invert", lambda *a, **k: inverted.append(a) or heavy.encode(*a, **k))
     image = (np.random.default_rng(1).random((28, 28)) * 255).astype(np.uint8)
-    first = encode_tab.encode(catalog, "mnist-dcgan", image, None)
-    second = encode_tab.encode(catalog, "mnist-dcgan", image, None)
+    first = encode_tab.encode(services, "mnist-dcgan", image, None)
+    second = encode_tab.encode(services, "mnist-dcgan", image, None)
     assert second[0] == first[0] and len(inverted) == 1
-    encode_tab.encode(catalog, "mnist-vae", image, None)
+    encode_tab.encode(services, "mnist-vae", image, None)
     assert len(inverted) == 1

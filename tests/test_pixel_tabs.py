@@ -59,7 +59,7 @@ def view_args(name="mnist-pixelcnn", samples=4, temperature=1.0, given_rows=0, i
 
 
 def test_pixel_view_matches_the_sampler(client, catalog):
-    model = catalog.ar_model("mnist-pixelcnn")
+    model = catalog.checkpoint("mnist-pixelcnn", "autoregressive").model
     picture, dist, field, status = client.predict(*view_args(), 300, api_name="/pixel_view")
     step = reference_step(model, 4, 300)
     assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
@@ -79,7 +79,7 @@ def test_pixel_receptive_field_shows_the_blind_spot_and_its_fix(client):
 def test_next_and_previous_pixel_stay_inside_the_image(client, catalog):
     position, picture, *_ = client.predict(*view_args(), 41, api_name="/pixel_next")
     assert position == 42
-    step = reference_step(catalog.ar_model("mnist-pixelcnn"), 4, 42)
+    step = reference_step(catalog.checkpoint("mnist-pixelcnn", "autoregressive").model, 4, 42)
     assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
     position, *_ = client.predict(*view_args(), 0, api_name="/pixel_previous")
     assert position == 0
@@ -92,7 +92,7 @@ def test_play_streams_frames_to_the_finished_samples(client, catalog):
     frames = list(job)
     positions = [f[0] for f in frames]
     assert positions == [720, 740, 760, 780, 783]
-    finished = sampling.sample(catalog.ar_model("mnist-pixelcnn"), 2, generator=torch.Generator().manual_seed(SEED))
+    finished = sampling.sample(catalog.checkpoint("mnist-pixelcnn", "autoregressive").model, 2, generator=torch.Generator().manual_seed(SEED))
     tiles = frame_tiles(frames[-1][1], 2)
     assert np.array_equal(tiles[..., 0], render.to_uint8(finished))
     # From the last pixel, Play starts again at the first.
@@ -102,7 +102,7 @@ def test_play_streams_frames_to_the_finished_samples(client, catalog):
 
 @pytest.mark.parametrize("name", ["mnist-row_lstm", "mnist-diagonal_bilstm"])
 def test_pixelrnn_models_stream_step_and_complete_in_the_pixel_tab(client, catalog, name):
-    model = catalog.ar_model(name)
+    model = catalog.checkpoint(name, "autoregressive").model
     frames = list(client.submit(*view_args(name, samples=2), 600, 100, api_name="/pixel_play"))
     assert [f[0] for f in frames] == [700, 783]
     finished = sampling.sample(model, 2, generator=torch.Generator().manual_seed(SEED))
@@ -155,7 +155,7 @@ def test_completion_keeps_the_given_rows(client, catalog):
     tiles = frame_tiles(picture, 3)[..., 0]
     for tile in tiles:
         assert np.array_equal(tile[:10] == 255, given[:10])
-    model = catalog.ar_model("mnist-pixelcnn")
+    model = catalog.checkpoint("mnist-pixelcnn", "autoregressive").model
     x = torch.from_numpy(given).float()[None]
     mask = sampling.top_rows_mask(model, 10)
     done = sampling.sample(model, 3, generator=torch.Generator().manual_seed(SEED), known=x, known_mask=mask)
@@ -170,12 +170,12 @@ def test_an_8bit_model_shows_a_histogram_over_grey_levels(client, catalog):
     info, picker, slider, picture, dist, field, status = client.predict(
         *view_args("fashion-mnist-gated_pixelcnn", samples=1), 783, api_name="/pixel_model")
     assert "256 grey levels" in info and slider["maximum"] == 783 and picker["visible"] is False
-    step = reference_step(catalog.ar_model("fashion-mnist-gated_pixelcnn"), 1, 783)
+    step = reference_step(catalog.checkpoint("fashion-mnist-gated_pixelcnn", "autoregressive").model, 1, 783)
     level = int(round(float(step.image[0, 0, 27, 27]) * 255))
     assert f"drew level **{level}**" in status and "entropy" in status
 
 
-def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog):
+def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog, services):
     with pytest.raises(AppError, match="less than minimum value 1"):      # the slider's own check
         client.predict(*view_args(samples=0), 5, api_name="/pixel_view")
     with pytest.raises(AppError, match="less than minimum value 0.05"):
@@ -188,7 +188,7 @@ def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog):
     with pytest.raises(AppError, match="Pick, upload or draw an image to complete"):
         client.predict(*view_args(given_rows=5), 5, api_name="/pixel_view")
     with pytest.raises(ValueError, match="Pixels per frame"):
-        next(pixels.play(catalog, *view_args(), 5, 0))
+        next(pixels.play(services, *view_args(), 5, 0))
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")
 
@@ -205,11 +205,11 @@ def test_likelihood_table_matches_the_models(client, catalog):
                          "fashion-mnist-gated_pixelcnn", "mnist-vae", "mnist-vae2d"}
     x = intake.prepare_digit(np.asarray(Image.open(preview)))
     for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm"):
-        expected = -float(catalog.ar_model(name).log_prob((x >= 0.5).float()[None]).detach())
+        expected = -float(catalog.checkpoint(name, "autoregressive").model.log_prob((x >= 0.5).float()[None]).detach())
         assert rows[name][3] == pytest.approx(expected, abs=0.01)
         assert rows[name][4] == pytest.approx(expected / (784 * math.log(2)), abs=1e-4)
         assert rows[name][6] == pytest.approx(expected / 500.0, abs=0.01)
-    fashion = catalog.ar_model("fashion-mnist-gated_pixelcnn")
+    fashion = catalog.checkpoint("fashion-mnist-gated_pixelcnn", "autoregressive").model
     assert rows["fashion-mnist-gated_pixelcnn"][3] == pytest.approx(
         -float(fashion.log_prob((torch.round(x * 255) / 255)[None]).detach()), abs=0.01)
     assert rows["mnist-vae"][2].startswith("binary; VAE bound")
@@ -217,11 +217,11 @@ def test_likelihood_table_matches_the_models(client, catalog):
     assert "How to read this" in text
 
 
-def test_likelihood_without_data_scores_model_samples_and_without_an_image_says_why(client, catalog):
+def test_likelihood_without_data_scores_model_samples_and_without_an_image_says_why(client, services):
     # No Fashion-MNIST test images here: the example is a sample from a Fashion-MNIST model.
     preview, caption = client.predict("fashion-mnist", 2, api_name="/score_source")
     assert caption == "no test images available; a sample from fashion-mnist-vae (seed 2)"
-    sample = catalog.example("fashion-mnist-vae", 2)[0]
-    assert np.abs(np.asarray(Image.open(preview)).astype(int) - images.to_uint8(sample)).max() <= 1
+    sample = services.example("fashion-mnist-vae", 2)[0]
+    assert np.abs(np.asarray(Image.open(preview)).astype(int) - render.to_uint8(sample)).max() <= 1
     with pytest.raises(AppError, match="Pick, upload or draw an image to score"):
         client.predict(None, api_name="/likelihood")

@@ -35,6 +35,6 @@ def test_the_gradio_client_snippet_encodes_an_example(server, catalog, tmp_path)
     code = snippet("gradio_client")
     assert 'Client("http://127.0.0.1:7860/")' in code
     out = run(code.replace("http://127.0.0.1:7860/", url), tmp_path)
-    dim = catalog.model("mnist-vae").latent_dim
+    dim = catalog.checkpoint("mnist-vae", "latent").model.latent_dim
     label = int(catalog.test_set("mnist-vae").labels[3])
     assert out.splitlines()[-1].startswith(f"mnist test image #3: {label} -> {dim} numbers: [")

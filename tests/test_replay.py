@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from explorer import checkpoints, metrics, packing, render
-from explorer.ui import Catalog
+from explorer.ui import Catalog, Services
 from explorer.ui import replay as replay_tab
 from tests.helpers import REPLAY_EPOCHS
 
@@ -38,7 +38,7 @@ def grid_samples(path: str) -> np.ndarray:
 
 def stored_replay(catalog: Catalog) -> torch.Tensor:
     """The replay as the checkpoint stores it, (E, 100, 1, 28, 28)."""
-    return packing.unpack_replay(catalog.get(GAN).history["replay"])
+    return packing.unpack_replay(catalog.checkpoint(GAN, "latent").history["replay"])
 
 
 def counts(plot: dict) -> list[int]:
@@ -46,9 +46,9 @@ def counts(plot: dict) -> list[int]:
 
 
 def test_classifier_is_a_tool_not_a_model_and_makes_no_notice(catalog: Catalog):
-    assert "mnist-classifier" not in catalog.names and catalog.classifiers["mnist"].name == "mnist-classifier"
+    assert "mnist-classifier" not in catalog.latent_names and catalog.classifiers["mnist"].name == "mnist-classifier"
     assert not any("classifier" in n for n in catalog.notices)
-    assert catalog.replayable() == [GAN]
+    assert catalog.replay_names() == [GAN]
 
 
 def test_each_epoch_shows_its_stored_samples_and_their_classes(client, catalog: Catalog):
@@ -70,16 +70,16 @@ def test_each_epoch_shows_its_stored_samples_and_their_classes(client, catalog: 
     assert all(not np.array_equal(a, b) for a, b in zip(grids, grids[1:]))  # epochs differ
 
 
-def test_choosing_a_run_narrows_the_slider_and_plots_the_whole_run(client, catalog: Catalog):
+def test_choosing_a_run_narrows_the_slider_and_plots_the_whole_run(client, catalog: Catalog, services: Services):
     slider, grid, histogram, summary, coverage, losses = client.predict(GAN, api_name="/replay_run")
     assert (slider["minimum"], slider["maximum"], slider["value"]) == (1, REPLAY_EPOCHS, REPLAY_EPOCHS)
     assert np.array_equal(grid_samples(grid), render.to_uint8(stored_replay(catalog)[-1]))  # the last epoch
-    scores = catalog.replay(GAN).scores
+    scores = services.replay(GAN).scores
     assert coverage["data"] == [[e, s["classes_covered"]] for e, s in zip(range(1, 4), scores)]
     curves: dict[str, list[float]] = {}
     for epoch, value, series in losses["data"]:
         curves.setdefault(series, []).append(value)
-    history = catalog.get(GAN).history
+    history = catalog.checkpoint(GAN, "latent").history
     assert curves == {k: history[k] for k in ("train_loss", "train_g_loss", "critic_gap")}
 
 
@@ -94,32 +94,32 @@ def test_play_streams_every_epoch_and_restarts_from_the_end(client, monkeypatch)
         assert not np.array_equal(picture(outputs[0][1]), picture(outputs[-1][1]))
 
 
-def test_replay_refuses_what_it_cannot_show(client, catalog: Catalog):
+def test_replay_refuses_what_it_cannot_show(client, services: Services):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict("mnist-vae", 1, api_name="/replay_epoch")  # no replay: not offered
     with pytest.raises(ValueError, match="epochs 1 to 3; there is no epoch 7"):
-        replay_tab.epoch_view(catalog, GAN, 7)
+        replay_tab.epoch_view(services, GAN, 7)
     with pytest.raises(ValueError, match="no training replay"):
-        catalog.replay("mnist-vae")
+        services.replay("mnist-vae")
 
 
 def test_without_a_classifier_the_grid_shows_and_the_histogram_says_why(tiny_trained_dir: Path, tmp_path: Path):
     (tmp_path / f"{GAN}.safetensors").write_bytes((tiny_trained_dir / f"{GAN}.safetensors").read_bytes())
     alone = Catalog.from_folder(tmp_path, download=False)
-    picture_, histogram, summary = replay_tab.epoch_view(alone, GAN, 2)
+    picture_, histogram, summary = replay_tab.epoch_view(Services(alone), GAN, 2)
     assert picture_.size == (10 * CELL - 2,) * 2
     assert len(histogram) == 0 and "needs the mnist classifier" in summary
-    assert len(replay_tab.coverage_table(alone.replay(GAN))) == 0
+    assert len(replay_tab.coverage_table(Services(alone).replay(GAN))) == 0
 
 
-def test_replay_scores_are_computed_once(catalog: Catalog, monkeypatch):
-    first = catalog.replay(GAN)
+def test_replay_scores_are_computed_once(services: Services, monkeypatch):
+    first = services.replay(GAN)
     monkeypatch.setattr(metrics, "replay_class_scores", lambda *a: pytest.fail("recomputed"))
-    assert catalog.replay(GAN) is first
+    assert services.replay(GAN) is first
 
 
 def test_gan_label_shows_its_sample_quality(catalog: Catalog, tiny_trained_dir: Path):
-    assert catalog.label(GAN) == "DCGAN (dcgan) on mnist, frechet_distance = 12.30, classes covered = 7/10"
+    assert catalog.summary_line(GAN) == "DCGAN (dcgan) on mnist, frechet_distance = 12.30, classes covered = 7/10"
     assert "critic_gap" in checkpoints.load(tiny_trained_dir / f"{GAN}.safetensors").summary()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .. import latent
+from ..models.base import LatentModel
 from ..intake import ImageInputError
 from ..render import to_uint8
 from .catalog import Catalog
@@ -87,6 +88,15 @@ def label_or_none(catalog: Catalog, name: str, label: Any) -> int | None:
         raise ValueError(f"The class must be a whole number, got {label!r}.") from None
 
 
+def picked_class(catalog: Catalog, name: str, current: Any) -> int | None:
+    """The class a model's picker shows: `current` where the model has that class, else 0;
+    None for an unconditional model (its picker is hidden)."""
+    classes = catalog.checkpoint(name).model.num_classes
+    if not classes:
+        return None
+    return current if isinstance(current, int) and 0 <= current < classes else 0
+
+
 def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.Dropdown:
     """The class picker for a model: visible, with its class names, when it is conditional.
 
@@ -94,14 +104,13 @@ def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.
     updates the existing one. Custom values are allowed so an API caller can pass a class
     index for any conditional model (the server-side choices follow the first model).
     """
-    conditional = (bool(name) and (name in catalog.models or name in catalog.autoregressive)
+    conditional = (bool(name) and (name in catalog.latent or name in catalog.autoregressive)
                    and catalog.checkpoint(name).model.num_classes > 0)
     if not conditional:
         return gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False,
                            allow_custom_value=True)
     classes = catalog.classes(name)
-    value = current if isinstance(current, int) and 0 <= current < len(classes) else 0
-    return gr.Dropdown(choices=[(c, i) for i, c in enumerate(classes)], value=value,
+    return gr.Dropdown(choices=[(c, i) for i, c in enumerate(classes)], value=picked_class(catalog, name, current),
                        label="class (conditional model)", visible=True, allow_custom_value=True)
 
 
@@ -132,18 +141,25 @@ class FileStore:
 
 
 def model_info(catalog: Catalog, name: str) -> str:
-    """Markdown: what the chosen model is, how it was trained, where its examples come from."""
-    ckpt = catalog.get(name)
+    """Markdown about any served model: what it is and how it was trained; for a latent model
+    also its code space and where its examples come from, for an autoregressive one what it
+    models."""
+    ckpt = catalog.checkpoint(name)
     model = ckpt.model
-    lines = [f"**{name}**: {catalog.label(name)}",
-             f"latent dimensions: {model.latent_dim}"
-             + (f"; conditional on {model.num_classes} classes" if model.num_classes else "")]
-    if latent.inverts(model):
-        lines.append("a GAN has no encoder: encoding an image means searching for its code by "
-                     "optimisation, which takes a second or two")
+    lines = [f"**{name}**: {catalog.summary_line(name)}"]
+    if isinstance(model, LatentModel):
+        lines.append(f"latent dimensions: {model.latent_dim}"
+                     + (f"; conditional on {model.num_classes} classes" if model.num_classes else ""))
+        if latent.inverts(model):
+            lines.append("a GAN has no encoder: encoding an image means searching for its code by "
+                         "optimisation, which takes a second or two")
+    else:
+        kind = ("binary pixels (Bernoulli), binarized " if model.output_kind == "bernoulli"
+                else "256 grey levels (softmax), ")
+        lines.append(f"{model.description}, {model.num_parameters():,} parameters; models {kind}{ckpt.dataset}")
     command = ckpt.training.get("command")
     if command:
         lines.append(f"trained with `{command}`")
-    if catalog.data_note(name):  # the reason is in the page's notice, said once
+    if isinstance(model, LatentModel) and catalog.data_note(name):  # the reason is in the page's notice, said once
         lines.append("examples are samples from the model (no test images)")
     return "  \n".join(lines)

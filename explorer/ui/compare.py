@@ -16,7 +16,7 @@ from PIL import Image
 
 from .. import latent, render
 from .catalog import Catalog
-from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, user_errors
+from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, label_or_none, user_errors
 from .grid import SIZE_RANGE, SPAN_RANGE, fit_dims
 
 EXPLANATION = (
@@ -30,26 +30,23 @@ EXPLANATION = (
 
 def default_pair(catalog: Catalog) -> tuple[str | None, str | None]:
     """A plain autoencoder on the left and a VAE on the same data on the right, where present."""
-    names = catalog.names
+    found = catalog.latent
+    names = list(found)
     if not names:
         return None, None
-    plain = [n for n in names if getattr(catalog.model(n), "variational", None) is False]
-    varia = [n for n in names if getattr(catalog.model(n), "variational", None) is True
-             and catalog.model(n).num_classes == 0]
+    plain = [n for n in names if getattr(found[n].model, "variational", None) is False]
+    varia = [n for n in names if getattr(found[n].model, "variational", None) is True
+             and found[n].model.num_classes == 0]
     left = plain[0] if plain else names[0]
-    same_data = [n for n in varia if catalog.get(n).dataset == catalog.get(left).dataset and n != left]
+    same_data = [n for n in varia if found[n].dataset == found[left].dataset and n != left]
     right = (same_data or [n for n in varia if n != left] or [n for n in names if n != left] or [left])[0]
     return left, right
-
-
-def _label_for(catalog: Catalog, name: str, label: Any) -> int | None:
-    return None if catalog.model(name).num_classes == 0 else int(label or 0)
 
 
 def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, span: float,
                size: Any, fixed: str, seed: Any, label: Any) -> tuple[Image.Image, Image.Image]:
     """Two labelled grids, one per model, at the same standardised fixed code."""
-    models = [catalog.model(left), catalog.model(right)]
+    models = [catalog.checkpoint(left, "latent").model, catalog.checkpoint(right, "latent").model]
     dims = min(m.latent_dim for m in models)
     if dims < 2:
         raise ValueError("Both models need at least two latent dimensions for a grid.")
@@ -69,19 +66,24 @@ def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, 
     pictures = []
     for name, model in zip((left, right), models):
         base = latent.unstandardize(model, u[:model.latent_dim])
-        grid = latent.latent_grid(model, base, dx, dy, float(span), size, _label_for(catalog, name, label))
+        grid = latent.latent_grid(model, base, dx, dy, float(span), size, label_or_none(catalog, name, label))
         picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                           f"z{dx}", f"z{dy}")
         pictures.append(picture)
     return pictures[0], pictures[1]
 
 
+def smaller_code(catalog: Catalog, left: str, right: str) -> int:
+    """The code size of the pair's smaller code space: the dims a shared grid can sweep."""
+    return min(catalog.checkpoint(n, "latent").model.latent_dim for n in (left, right))
+
+
 def controls(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any
              ) -> tuple[gr.Slider, gr.Slider, gr.Dropdown]:
     """Slider ranges for the smaller code space of the pair; a class picker if one is conditional."""
-    dims = min(catalog.model(left).latent_dim, catalog.model(right).latent_dim)
+    dims = smaller_code(catalog, left, right)
     dx, dy = fit_dims(dim_x, dim_y, max(dims, 2))
-    conditional = [n for n in (left, right) if catalog.model(n).num_classes]
+    conditional = [n for n in (left, right) if catalog.checkpoint(n, "latent").model.num_classes]
     if conditional:
         classes = catalog.classes(conditional[0])
         picker = gr.Dropdown(choices=[(c, i) for i, c in enumerate(classes)], value=0, visible=True)
@@ -99,14 +101,14 @@ def build(catalog: Catalog) -> None:
         return
     gr.Markdown(EXPLANATION)
     choices = catalog.choices()
-    dims = min(catalog.model(left_name).latent_dim, catalog.model(right_name).latent_dim)
+    dims = smaller_code(catalog, left_name, right_name)
     with gr.Row():
         left = gr.Dropdown(choices, value=left_name, label="left model")
         right = gr.Dropdown(choices, value=right_name, label="right model")
     with gr.Row():
         # Range over every model (the server checks it); choosing models narrows it on the page.
-        dim_x = gr.Slider(0, catalog.widest() - 1, value=0, step=1, label="x-axis dimension")
-        dim_y = gr.Slider(0, catalog.widest() - 1, value=1, step=1, label="y-axis dimension")
+        dim_x = gr.Slider(0, catalog.widest_code() - 1, value=0, step=1, label="x-axis dimension")
+        dim_y = gr.Slider(0, catalog.widest_code() - 1, value=1, step=1, label="y-axis dimension")
         span = gr.Slider(*SPAN_RANGE, value=3.0, step=0.25, label="range (+- standard deviations)")
         size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size")
     with gr.Row():

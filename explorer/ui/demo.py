@@ -17,6 +17,7 @@ from PIL import Image
 from .. import intake
 from . import compare, encode, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
+from .services import Services
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
 from .grid import GridTab, fit_dims
 
@@ -29,10 +30,10 @@ MAX_QUEUE = 64
 def default_model(catalog: Catalog) -> str | None:
     """The model the page opens on: an unconditional VAE on MNIST where there is one."""
     def rank(name: str) -> tuple[int, int, int]:
-        ckpt = catalog.get(name)
+        ckpt = catalog.checkpoint(name, "latent")
         return (ckpt.dataset != "mnist", ckpt.model.num_classes != 0,
                 getattr(ckpt.model, "variational", False) is not True)
-    return min(catalog.names, key=rank) if catalog.names else None
+    return min(catalog.latent_names, key=rank) if catalog.latent_names else None
 
 
 def notices_markdown(catalog: Catalog) -> str:
@@ -50,7 +51,7 @@ def notices_markdown(catalog: Catalog) -> str:
 def select_model(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, grid_label: Any,
                  interp_label: Any) -> tuple[str, gr.Slider, gr.Slider, gr.Dropdown, gr.Dropdown]:
     """What changes with the model: its description, the dimension sliders' range, the class pickers."""
-    model = catalog.model(name)
+    model = catalog.checkpoint(name, "latent").model
     top = max(model.latent_dim - 1, 1)
     dx, dy = fit_dims(dim_x, dim_y, max(model.latent_dim, 2))
     return (model_info(catalog, name), gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy),
@@ -59,8 +60,9 @@ def select_model(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, grid_label
 
 def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
     """The Gradio app over the models in `catalog`; every event has an api_name."""
+    services = Services(catalog)
     if warm_up:
-        catalog.warm_up()
+        services.warm_up()
     store = FileStore()
     start = default_model(catalog)
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
@@ -77,21 +79,21 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
             info = gr.Markdown(model_info(catalog, start))
         with gr.Tabs():
             with gr.Tab("Latent grid"):
-                grid_tab: GridTab = grid.build(catalog, model)
+                grid_tab: GridTab = grid.build(services, model)
             with gr.Tab("Interpolation"):
-                interp_label = interpolate.build(catalog, model, store)
+                interp_label = interpolate.build(services, model, store)
             with gr.Tab("Encode"):
-                encode.build(catalog, start)
+                encode.build(services, start)
             with gr.Tab("AE vs VAE"):
                 compare.build(catalog)
             with gr.Tab("2-D manifold"):
-                manifold.build(catalog)
+                manifold.build(services)
             with gr.Tab("Training replay"):
-                replay.build(catalog)
+                replay.build(services)
             with gr.Tab("Pixel by pixel"):
-                pixels.build(catalog)
+                pixels.build(services)
             with gr.Tab("Likelihood"):
-                likelihood.build(catalog)
+                likelihood.build(services)
         model.change(user_errors(functools.partial(select_model, catalog)),
                      [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],

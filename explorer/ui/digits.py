@@ -17,7 +17,6 @@ import gradio as gr
 import numpy as np
 
 from .. import intake
-from .catalog import Catalog
 from .common import LIGHT, digit_picture, user_errors
 
 # Drawing canvas: a stroke of BRUSH pixels on CANVAS pixels comes out about as thick as an
@@ -38,8 +37,8 @@ class DigitInput:
     initial: np.ndarray | None  # the preview's starting picture, (28, 28) uint8
 
 
-# (source, index) -> (image (1, 28, 28) in [0, 1], class or None, caption); `Catalog.example`
-# takes a model name as the source, `Catalog.dataset_example` a data set.
+# (source, index) -> (image (1, 28, 28) in [0, 1], class or None, caption); `Services.example`
+# takes a model name as the source, `Services.dataset_example` a data set.
 ExampleSource = Callable[[str, int], tuple[torch.Tensor, int | None, str]]
 
 
@@ -61,15 +60,14 @@ def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
     return digit_picture(intake.digit_from_drawing(value)), "your drawing, as the model sees it"
 
 
-def digit_input(catalog: Catalog, model: gr.Dropdown, slot: str, title: str,
-                default_index: int = 0, example: ExampleSource | None = None) -> DigitInput:
+def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: str,
+                default_index: int = 0) -> DigitInput:
     """Build the widgets of one digit input and wire its three sources to the preview.
 
-    `model` is the dropdown whose data set the examples come from (`example` turns its value
-    and an index into a picture; by default `catalog.example`, which takes model names); the
+    `model` is the dropdown the examples follow: `example` turns its value and an index into
+    a picture (`Services.example` takes model names, `Services.dataset_example` data sets); the
     preview starts at example `default_index` of the dropdown's initial value.
     """
-    example = example or catalog.example
     try:
         initial, caption = example_digit(example, model.value, default_index)
     except ValueError as err:  # no such model or no test images: start empty, say why

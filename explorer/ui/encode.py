@@ -14,19 +14,19 @@ import gradio as gr
 import numpy as np
 
 from .. import intake, latent
-from .catalog import Catalog
+from .services import Services
 from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
 
 
-def encode(catalog: Catalog, name: str, picture: np.ndarray | None, label: Any
+def encode(services: Services, name: str, picture: np.ndarray | None, label: Any
            ) -> tuple[list[float], np.ndarray, str]:
     """The code of one picture under the model, its decoding (28x28 uint8) and a note."""
     if picture is None:
         raise ValueError("Pick, upload or draw an image to encode.")
-    model = catalog.model(name)
-    y = label_or_none(catalog, name, label)
-    code, error = catalog.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y)
+    model = services.catalog.checkpoint(name, "latent").model
+    y = label_or_none(services.catalog, name, label)
+    code, error = services.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y)
     decoded = latent.decode(model, code.unsqueeze(0), y)[0]
     how = ("found by optimisation (a GAN has no encoder), " if latent.inverts(model)
            else "the mean of q(z|x), " if getattr(model, "variational", False) else "")
@@ -35,8 +35,9 @@ def encode(catalog: Catalog, name: str, picture: np.ndarray | None, label: Any
     return code.tolist(), digit_picture(decoded), note
 
 
-def build(catalog: Catalog, start: str) -> None:
+def build(services: Services, start: str) -> None:
     """The tab's widgets and its `/encode` and `/encode_controls` events."""
+    catalog = services.catalog
     gr.Markdown("Turn an image into the model's code: the few numbers from which its decoder draws it "
                 "again. Every other tab walks this code space.")
     with gr.Row():
@@ -45,9 +46,9 @@ def build(catalog: Catalog, start: str) -> None:
         run = gr.Button("Encode", variant="primary", scale=0)
     with gr.Row():
         with gr.Column():
-            digit = digit_input(catalog, model, "encode", "Image to encode")
+            digit = digit_input(services.example, model, "encode", "Image to encode")
         with gr.Column():
-            first = encode(catalog, start, digit.initial, 0) if digit.initial is not None else None
+            first = encode(services, start, digit.initial, 0) if digit.initial is not None else None
             decoded = gr.Image(value=first[1] if first else None, label="its code, decoded", image_mode="L",
                                format="png", interactive=False, height=190, width=170, elem_classes=["pixelated"])
             note = gr.Markdown(first[2] if first else "")
@@ -55,6 +56,6 @@ def build(catalog: Catalog, start: str) -> None:
     model.change(functools.partial(class_picker, catalog), [model, label], label,
                  api_name="encode_controls", **LIGHT)
     gr.on(triggers=[run.click, model.change, label.input, digit.preview.change],
-          fn=user_errors(functools.partial(encode, catalog)), inputs=[model, digit.preview, label],
+          fn=user_errors(functools.partial(encode, services)), inputs=[model, digit.preview, label],
           outputs=[code, decoded, note], api_name="encode", trigger_mode="always_last",
           show_progress="minimal", **ENCODE)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .. import intake, latent, render
-from .catalog import Catalog
+from .services import Services
 from .common import BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, class_picker, label_or_none, user_errors
 from .digits import DigitInput, digit_input
 
@@ -51,10 +51,10 @@ def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
     return dx, dy
 
 
-def base_code(catalog: Catalog, name: str, fixed: str, seed: Any, digit: np.ndarray | None,
+def base_code(services: Services, name: str, fixed: str, seed: Any, digit: np.ndarray | None,
               label: int | None) -> torch.Tensor:
     """The code the non-grid dimensions are held at, (D,)."""
-    model = catalog.model(name)
+    model = services.catalog.checkpoint(name, "latent").model
     if fixed == BASE_MEAN:
         return latent.prior_mean(model)
     if fixed == BASE_RANDOM:
@@ -64,14 +64,15 @@ def base_code(catalog: Catalog, name: str, fixed: str, seed: Any, digit: np.ndar
     if fixed == BASE_IMAGE:
         if digit is None:
             raise ValueError("Choose an image to encode first (a data-set example, an upload or a drawing).")
-        return catalog.encode(name, intake.prepare_digit(digit), label)
+        return services.encode(name, intake.prepare_digit(digit), label)
     raise ValueError(f"Unknown choice for the fixed dimensions: {fixed!r}.")
 
 
-def grid_picture(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, span: float, size: Any,
+def grid_picture(services: Services, name: str, dim_x: Any, dim_y: Any, span: float, size: Any,
                  fixed: str, seed: Any, digit: np.ndarray | None, label: Any) -> tuple[Image.Image, list[float]]:
     """The labelled grid picture and the fixed code it holds the other dims at."""
-    model = catalog.model(name)
+    catalog = services.catalog
+    model = catalog.checkpoint(name, "latent").model
     if model.latent_dim < 2:
         raise ValueError(f"{name} has a 1-D code space; a grid needs two dimensions.")
     dx, dy = fit_dims(dim_x, dim_y, model.latent_dim)
@@ -79,19 +80,20 @@ def grid_picture(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, span: floa
     if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
         raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
     y = label_or_none(catalog, name, label)
-    base = base_code(catalog, name, fixed, seed, digit, y)
+    base = base_code(services, name, fixed, seed, digit, y)
     grid = latent.latent_grid(model, base, dx, dy, float(span), size, y)
     picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       f"z{dx}", f"z{dy}")
     return picture, [round(float(v), 5) for v in base]
 
 
-def build(catalog: Catalog, model: gr.Dropdown) -> GridTab:
+def build(services: Services, model: gr.Dropdown) -> GridTab:
     """The tab's widgets and its `/grid` event (re-run on every control, last value wins)."""
-    start = catalog.model(model.value) if model.value else None
+    catalog = services.catalog
+    start = catalog.checkpoint(model.value, "latent").model if model.value else None
     # The server checks slider values against the range set here, so it spans every model
     # (an API caller may pick any); picking a model narrows it on the page (select_model).
-    dim_max = catalog.widest() - 1
+    dim_max = catalog.widest_code() - 1
     gr.Markdown("Each picture decodes one code. Across the grid, two code dimensions sweep from "
                 "-span to +span standard deviations of the model's code spread; every other "
                 "dimension stays at the fixed code below.")
@@ -105,19 +107,19 @@ def build(catalog: Catalog, model: gr.Dropdown) -> GridTab:
                              label="other dimensions fixed at")
             seed = gr.Number(value=0, precision=0, label="seed (for the random draw)")
             label = class_picker(catalog, model.value)
-            digit: DigitInput = digit_input(catalog, model, "grid_image", "Image to encode")
+            digit: DigitInput = digit_input(services.example, model, "grid_image", "Image to encode")
         with gr.Column(scale=2):
             initial = None
             code = None
             if start is not None:
-                initial, code = grid_picture(catalog, model.value, 0, 1, 2.5, 9, BASE_MEAN, 0, None, 0)
+                initial, code = grid_picture(services, model.value, 0, 1, 2.5, 9, BASE_MEAN, 0, None, 0)
             image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
                              interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid")
             fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")
     gr.on(
         triggers=[model.change, dim_x.input, dim_y.input, span.input, size.input, fixed.input,
                   seed.input, label.input, digit.preview.change],
-        fn=user_errors(functools.partial(grid_picture, catalog)),
+        fn=user_errors(functools.partial(grid_picture, services)),
         inputs=[model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label],
         outputs=[image, fixed_code],
         api_name="grid", trigger_mode="always_last", show_progress="minimal", **DECODE,

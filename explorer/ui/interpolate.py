@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .. import intake, latent, render
-from .catalog import Catalog
+from .services import Services
 from .common import ENCODE, FileStore, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
 
@@ -26,13 +26,13 @@ STEPS_RANGE = (2, 20)
 PLOT_X, PLOT_Y, PLOT_COLOR = "position t along the way", "log p(z) under the prior", "curve"
 
 
-def density_table(catalog: Catalog, name: str, z0: torch.Tensor, z1: torch.Tensor, steps: int) -> pd.DataFrame:
+def density_table(services: Services, name: str, z0: torch.Tensor, z1: torch.Tensor, steps: int) -> pd.DataFrame:
     """Long table for the line plot: prior log-density along lerp and slerp, plus the level
     of typical prior samples."""
-    model = catalog.model(name)
+    model = services.catalog.checkpoint(name, "latent").model
     t = np.linspace(0.0, 1.0, steps)
     curves = latent.path_log_density(model, z0, z1, steps)
-    curves["typical prior sample"] = np.full(steps, catalog.typical_log_density[name])
+    curves["typical prior sample"] = np.full(steps, services.typical_log_density(name))
     return pd.DataFrame({
         PLOT_X: np.concatenate([t] * len(curves)),
         PLOT_Y: np.concatenate([np.asarray(v, dtype=float) for v in curves.values()]),
@@ -48,11 +48,12 @@ def inversion_note(name: str, errors: tuple[float, float]) -> str:
             "means the generator cannot draw that digit, and the strip starts and ends at its best try.")
 
 
-def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.ndarray | None,
+def interpolation(services: Services, store: FileStore, name: str, image_a: np.ndarray | None,
                   image_b: np.ndarray | None, method: str, steps: Any, label: Any
                   ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str, str, str]:
     """Encode both digits, decode `steps` codes on the chosen path, and package the results."""
-    model = catalog.model(name)
+    catalog = services.catalog
+    model = catalog.checkpoint(name, "latent").model
     if image_a is None or image_b is None:
         raise ValueError("Choose both digits first (a data-set example, an upload or a drawing).")
     steps = int(steps)
@@ -61,8 +62,8 @@ def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.nda
     if method not in latent.METHODS:
         raise ValueError(f"Choose an interpolation method: {' or '.join(latent.METHODS)}.")
     y = label_or_none(catalog, name, label)
-    z0, error_a = catalog.encode_with_error(name, intake.prepare_digit(image_a), y)
-    z1, error_b = catalog.encode_with_error(name, intake.prepare_digit(image_b), y)
+    z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y)
+    z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y)
     path = latent.interpolate(model, z0, z1, steps, method)  # (steps, D)
     decoded = latent.decode(model, path, y)  # (steps, 1, 28, 28)
     ends = latent.decode(model, torch.stack([z0, z1]), y)  # the two reconstructions
@@ -71,11 +72,12 @@ def interpolation(catalog: Catalog, store: FileStore, name: str, image_a: np.nda
     gif = store.write(render.gif_bytes(render.frames(decoded)), f"{name}-{method}", ".gif")
     note = inversion_note(name, (error_a, error_b)) if latent.inverts(model) else ""
     return (picture, digit_picture(ends[0]), digit_picture(ends[1]),
-            density_table(catalog, name, z0, z1, steps), png, gif, note)
+            density_table(services, name, z0, z1, steps), png, gif, note)
 
 
-def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown:
+def build(services: Services, model: gr.Dropdown, store: FileStore) -> gr.Dropdown:
     """The tab's widgets and its `/interpolate` event; returns its class picker."""
+    catalog = services.catalog
     gr.Markdown("Encode two digits, then decode codes on the way from one to the other. "
                 "**lerp** walks the straight line; **slerp** turns along the sphere, keeping the "
                 "length typical of prior codes. The plot shows why that matters: in many "
@@ -83,17 +85,17 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
                 "a region the decoder rarely saw.")
     with gr.Row():
         with gr.Column():
-            a = digit_input(catalog, model, "a", "Digit A", default_index=0)
+            a = digit_input(services.example, model, "a", "Digit A", default_index=0)
         with gr.Column():
-            b = digit_input(catalog, model, "b", "Digit B", default_index=1)
+            b = digit_input(services.example, model, "b", "Digit B", default_index=1)
     with gr.Row():
         method = gr.Radio(list(latent.METHODS), value="slerp", label="method")
         steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps")
         label = class_picker(catalog, model.value)
         run = gr.Button("Interpolate", variant="primary")
     outputs = [None] * 6 + [""]
-    if model.value in catalog.models:
-        outputs = list(interpolation(catalog, store, model.value, a.initial, b.initial, "slerp", 10, 0))
+    if model.value in catalog.latent:
+        outputs = list(interpolation(services, store, model.value, a.initial, b.initial, "slerp", 10, 0))
     strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                      interactive=False)
     note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
@@ -110,7 +112,7 @@ def build(catalog: Catalog, model: gr.Dropdown, store: FileStore) -> gr.Dropdown
     gr.on(
         triggers=[run.click, model.change, method.input, steps.input, label.input,
                   a.preview.change, b.preview.change],
-        fn=user_errors(functools.partial(interpolation, catalog, store)),
+        fn=user_errors(functools.partial(interpolation, services, store)),
         inputs=[model, a.preview, b.preview, method, steps, label],
         outputs=[strip, rec_a, rec_b, plot, png, gif, note],
         api_name="interpolate", trigger_mode="always_last", show_progress="minimal", **ENCODE,

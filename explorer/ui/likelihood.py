@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -30,12 +29,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import heavy, intake, metrics, render
+from .. import data, heavy, intake, metrics, render
 from ..models.base import AutoregressiveModel
 from .catalog import Catalog
+from .services import Services
 from .common import DECODE, user_errors
 from .digits import digit_input, example_digit
-from .pixels import as_model_input
 
 # Importance samples for a VAE's bound on one image: tight to a fraction of a nat, and quick.
 VAE_SAMPLES = 100
@@ -66,16 +65,9 @@ class Score:
         return self.nats / self.test_average if self.test_average else None
 
 
-def vae_test_average(values: dict[str, Any]) -> float | None:
-    """The VAE's best stored test figure: the tightest importance-weighted bound, else its ELBO."""
-    bounds = sorted((int(k.rsplit("k", 1)[1]), v) for k, v in values.items()
-                    if k.startswith("test_iw_nll_k") and k.rsplit("k", 1)[1].isdigit())
-    return float(bounds[-1][1]) if bounds else values.get("test_neg_elbo")
-
-
 def scorable_vaes(catalog: Catalog) -> list[str]:
     """Unconditional VAEs trained on binarized images: their bound is on the same -log p(x)."""
-    return [n for n, c in catalog.models.items()
+    return [n for n, c in catalog.latent.items()
             if getattr(c.model, "variational", False) and c.model.num_classes == 0
             and c.training.get("binarized") is True and hasattr(c.model, "decode_logits")]
 
@@ -89,8 +81,9 @@ def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
     for name, ckpt in catalog.autoregressive.items():
         if ckpt.model.num_classes:
             continue  # a conditional model's p(x | y) answers another question
-        autoregressive.append((name, ckpt, as_model_input(ckpt.model, image).unsqueeze(0)))
-    vaes = [(name, catalog.get(name), (image >= 0.5).float().unsqueeze(0)) for name in scorable_vaes(catalog)]
+        autoregressive.append((name, ckpt, ckpt.model.as_input(image, threshold=True).unsqueeze(0)))
+    vaes = [(name, catalog.checkpoint(name, "latent"), data.threshold(image).unsqueeze(0))
+            for name in scorable_vaes(catalog)]
     maps, bounds = heavy.likelihoods([(c.model, x) for _, c, x in autoregressive],
                                      [(c.model, x) for _, c, x in vaes], VAE_SAMPLES)
     out = []
@@ -101,7 +94,7 @@ def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
                          model.output_kind))
     for (name, ckpt, x), bound in zip(vaes, bounds):
         out.append(Score(name, ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
-                         vae_test_average(ckpt.metrics), None, x[0], "bernoulli"))
+                         metrics.best_vae_nll(ckpt.metrics), None, x[0], "bernoulli"))
     return out
 
 
@@ -154,7 +147,9 @@ def likelihood(catalog: Catalog, picture: np.ndarray | None) -> tuple[pd.DataFra
     return table(found), heat_maps(found), reading(found)
 
 
-def build(catalog: Catalog) -> None:
+def build(services: Services) -> None:
+    """The tab's widgets and its `/likelihood` and `/score_source` events."""
+    catalog = services.catalog
     datasets = sorted({c.dataset for c in catalog.autoregressive.values()} | set(catalog.test_sets))
     if not catalog.autoregressive and not scorable_vaes(catalog):
         gr.Markdown("No model with a likelihood is loaded. Train a PixelCNN with `python -m train pixelcnn ...`.")
@@ -164,7 +159,7 @@ def build(catalog: Catalog) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             source = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="examples from")
-            digit = digit_input(catalog, source, "score", "Image to score", example=catalog.dataset_example)
+            digit = digit_input(services.dataset_example, source, "score", "Image to score")
         with gr.Column(scale=2):
             first = likelihood(catalog, digit.initial) if digit.initial is not None else None
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
@@ -172,7 +167,7 @@ def build(catalog: Catalog) -> None:
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
                               columns=2, height="auto", object_fit="contain")
             text = gr.Markdown(first[2] if first else "")
-    source.change(user_errors(functools.partial(example_digit, catalog.dataset_example)), [source, digit.index],
+    source.change(user_errors(functools.partial(example_digit, services.dataset_example)), [source, digit.index],
                   [digit.preview, digit.caption], api_name="score_source", **DECODE)
     digit.preview.change(user_errors(functools.partial(likelihood, catalog)), digit.preview, [scores, maps, text],
                          api_name="likelihood", trigger_mode="always_last", **DECODE)

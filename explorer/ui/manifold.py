@@ -15,24 +15,25 @@ import pandas as pd
 from PIL import Image
 
 from .. import latent, render
-from .catalog import SCATTER_POINTS, Catalog
+from .services import SCATTER_POINTS, Services
 from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
 
 SIZE_RANGE = (5, 25)
 COLUMNS = ("z0", "z1", "class")
 
 
-def scatter_table(catalog: Catalog, name: str) -> tuple[pd.DataFrame, str]:
+def scatter_table(services: Services, name: str) -> tuple[pd.DataFrame, str]:
     """Codes of the first test images with their class names, or an empty table and why."""
-    if latent.inverts(catalog.model(name)):
+    catalog = services.catalog
+    if latent.inverts(catalog.checkpoint(name, "latent").model):
         return (pd.DataFrame({c: [] for c in COLUMNS}),
                 f"{name} is a GAN: it has no encoder, and finding the codes of {SCATTER_POINTS} test "
                 "images by optimisation would take minutes, so there is no scatter of encoded images "
                 "here. The manifold picture shows what its generator makes.")
-    found = catalog.test_codes(name)
+    found = services.test_codes(name)
     if found is None:
         return (pd.DataFrame({c: [] for c in COLUMNS}),
-                f"No test images are available for {catalog.get(name).dataset}, so there is no scatter "
+                f"No test images are available for {catalog.checkpoint(name, 'latent').dataset}, so there is no scatter "
                 "of encoded images here; the manifold picture shows what the decoder makes.")
     codes, labels = found
     classes = catalog.classes(name)
@@ -41,9 +42,10 @@ def scatter_table(catalog: Catalog, name: str) -> tuple[pd.DataFrame, str]:
     return table, f"{len(table)} test images, encoded (the mean of q(z|x) for a VAE), coloured by class."
 
 
-def manifold(catalog: Catalog, name: str, size: Any, label: Any) -> tuple[Image.Image, pd.DataFrame, str]:
+def manifold(services: Services, name: str, size: Any, label: Any) -> tuple[Image.Image, pd.DataFrame, str]:
     """The quantile-spaced manifold picture and the scatter of encoded test images."""
-    model = catalog.model(name)
+    catalog = services.catalog
+    model = catalog.checkpoint(name, "latent").model
     if model.latent_dim != 2:
         raise ValueError(f"{name} has {model.latent_dim} latent dimensions; this view needs exactly 2.")
     size = int(size)
@@ -52,13 +54,14 @@ def manifold(catalog: Catalog, name: str, size: Any, label: Any) -> tuple[Image.
     grid = latent.manifold_grid(model, size, label_or_none(catalog, name, label))
     picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       "z0", "z1", scale=render.auto_scale(size, target=600))
-    table, note = scatter_table(catalog, name)
+    table, note = scatter_table(services, name)
     return picture, table, note
 
 
-def build(catalog: Catalog) -> None:
+def build(services: Services) -> None:
     """The tab's widgets and its `/manifold` event."""
-    names = catalog.two_d()
+    catalog = services.catalog
+    names = catalog.two_d_names()
     if not names:
         gr.Markdown("No model with a 2-D code space is loaded. Train one with "
                     "`python -m train vae --set latent_dim=2 ...` to see its whole manifold here.")
@@ -71,18 +74,18 @@ def build(catalog: Catalog) -> None:
         model = gr.Dropdown(catalog.choices(names), value=names[0], label="2-D model")
         size = gr.Slider(*SIZE_RANGE, value=15, step=1, label="pictures per side")
         label = class_picker(catalog, model.value)
-    first = manifold(catalog, names[0], 15, 0)
+    first = manifold(services, names[0], 15, 0)
     with gr.Row():
         picture = gr.Image(value=first[0], label="learned manifold", type="pil", format="png",
                            interactive=False)
         # Hidden where no 2-D model has test images to encode (no data set here): not an empty plot.
         scatter = gr.ScatterPlot(value=first[1], x="z0", y="z1", color="class",
                                  label="encoded test images", height=520,
-                                 visible=any(catalog.test_codes(n) is not None for n in names))
+                                 visible=any(services.test_codes(n) is not None for n in names))
     note = gr.Markdown(first[2])
     model.change(functools.partial(class_picker, catalog),
                  [model, label], label, api_name="manifold_controls", **LIGHT)
     gr.on(triggers=[model.change, size.input, label.input],
-          fn=user_errors(functools.partial(manifold, catalog)),
+          fn=user_errors(functools.partial(manifold, services)),
           inputs=[model, size, label], outputs=[picture, scatter, note],
           api_name="manifold", trigger_mode="always_last", show_progress="minimal", **DECODE)

@@ -39,7 +39,8 @@ from .. import intake, render, sampling
 from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
-from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
+from .services import Services
+from .common import DECODE, class_picker, label_or_none, model_info, picked_class, user_errors
 from .digits import digit_input
 
 MAX_SAMPLES = 16
@@ -78,7 +79,7 @@ class Request:
 def request(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
             image: np.ndarray | None, label: Any) -> Request:
     """Check the controls; a ValueError names what is wrong."""
-    model = catalog.ar_model(name)
+    model = catalog.checkpoint(name, "autoregressive").model
     height = model.data_shape[1]
     try:
         samples, seed, given_rows = int(samples), int(seed), int(given_rows or 0)
@@ -101,26 +102,18 @@ def request(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: A
     return Request(name, samples, temperature, seed, given_rows, picture, label_or_none(catalog, name, label))
 
 
-def as_model_input(model: AutoregressiveModel, image: torch.Tensor) -> torch.Tensor:
-    """A grey image (1, H, W) in [0, 1] as the model takes it: thresholded at 0.5 for a binary
-    model, rounded to the 256 grey levels for an 8-bit one."""
-    if model.output_kind == "bernoulli":
-        return (image >= 0.5).float()
-    return torch.round(image * 255) / 255
-
-
 def stream(catalog: Catalog, req: Request) -> Iterator[PixelStep]:
-    model = catalog.ar_model(req.name)
+    model = catalog.checkpoint(req.name, "autoregressive").model
     known = mask = None
     if req.given_rows:
-        known, mask = as_model_input(model, req.image), sampling.top_rows_mask(model, req.given_rows)
+        known, mask = model.as_input(req.image, threshold=True), sampling.top_rows_mask(model, req.given_rows)
     return sampling.sample_stream(model, req.samples, y=req.label, temperature=req.temperature,
                                   generator=torch.Generator().manual_seed(req.seed), known=known, known_mask=mask)
 
 
 def step_at(catalog: Catalog, req: Request, position: Any) -> PixelStep:
     """The step that decides pixel `position` (raster index), computed from the start."""
-    total = math.prod(catalog.ar_model(req.name).data_shape[1:])
+    total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
     try:
         position = int(position)
     except (TypeError, ValueError):
@@ -151,7 +144,7 @@ def distribution_picture(model: AutoregressiveModel, step: PixelStep) -> Image.I
 
 
 def summary(catalog: Catalog, req: Request, step: PixelStep, field: torch.Tensor) -> str:
-    model = catalog.ar_model(req.name)
+    model = catalog.checkpoint(req.name, "autoregressive").model
     counts = render.field_counts(field, step.row, step.col)
     head = f"**Pixel {step.index + 1} of {step.total}** (row {step.row}, column {step.col})."
     if not bool(step.sampled[0]):
@@ -180,39 +173,41 @@ def summary(catalog: Catalog, req: Request, step: PixelStep, field: torch.Tensor
     return f"{head} {what}  \n{seen}"
 
 
-def frame(catalog: Catalog, req: Request, step: PixelStep) -> tuple[Image.Image, Image.Image, Image.Image, str]:
+def frame(services: Services, req: Request, step: PixelStep) -> tuple[Image.Image, Image.Image, Image.Image, str]:
     """The four views of one step: samples, distribution, receptive field, summary."""
-    model = catalog.ar_model(req.name)
+    catalog = services.catalog
+    model = catalog.checkpoint(req.name, "autoregressive").model
     given = sampling.top_rows_mask(model, req.given_rows)[0] if req.given_rows else None
     cols = render.grid_columns(req.samples)
     scale = max(2, min(12, FRAME_SIDE // (cols * model.data_shape[2])))
-    field = catalog.receptive_field(req.name, step.row, step.col, req.label)
+    field = services.receptive_field(req.name, step.row, step.col, req.label)
     return (render.generation_frame(step.image, step.index, given, scale),
             distribution_picture(model, step),
             render.receptive_field_picture(field, step.row, step.col),
             summary(catalog, req, step, field))
 
 
-def view(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
+def view(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
          image: np.ndarray | None, label: Any, position: Any) -> tuple[Image.Image, Image.Image, Image.Image, str]:
-    req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
-    return frame(catalog, req, step_at(catalog, req, position))
+    req = request(services.catalog, name, samples, temperature, seed, given_rows, image, label)
+    return frame(services, req, step_at(services.catalog, req, position))
 
 
-def step_by(catalog: Catalog, delta: int, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
+def step_by(services: Services, delta: int, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
             image: np.ndarray | None, label: Any, position: Any) -> tuple[int, Image.Image, Image.Image, Image.Image, str]:
     """One pixel forward or back (staying inside the image)."""
-    total = math.prod(catalog.ar_model(name).data_shape[1:])
+    total = math.prod(services.catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
     position = min(max(int(position or 0) + delta, 0), total - 1)
-    return (position, *view(catalog, name, samples, temperature, seed, given_rows, image, label, position))
+    return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
-def play(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
+def play(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
          image: np.ndarray | None, label: Any, position: Any, speed: Any
          ) -> Iterator[tuple[int, Image.Image, Image.Image, Image.Image, str]]:
     """Stream frames every `speed` pixels from the pixel after `position` to the last."""
+    catalog = services.catalog
     req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
-    total = math.prod(catalog.ar_model(name).data_shape[1:])
+    total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
     try:
         speed, position = int(speed), int(position or 0)
     except (TypeError, ValueError):
@@ -230,36 +225,23 @@ def play(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any,
         if wait > 0:
             time.sleep(wait)
         shown = time.monotonic()
-        yield (step.index, *frame(catalog, req, step))
+        yield (step.index, *frame(services, req, step))
 
 
-def model_info(catalog: Catalog, name: str) -> str:
-    ckpt = catalog.checkpoint(name)
-    model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
-    kind = ("binary pixels (Bernoulli), binarized " if model.output_kind == "bernoulli"
-            else "256 grey levels (softmax), ")
-    lines = [f"**{name}**: {catalog.label(name)}",
-             f"{model.description}, {model.num_parameters():,} parameters; models {kind}{ckpt.dataset}"]
-    command = ckpt.training.get("command")
-    if command:
-        lines.append(f"trained with `{command}`")
-    return "  \n".join(lines)
-
-
-def select(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
+def select(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
            image: np.ndarray | None, label: Any, position: Any
            ) -> tuple[str, gr.Dropdown, gr.Slider, Image.Image, Image.Image, Image.Image, str]:
     """What changes with the model: its description, the class picker, the pixel slider's
     range (the position kept where it fits), and the frame there."""
-    total = math.prod(catalog.ar_model(name).data_shape[1:])
+    catalog = services.catalog
+    total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
     try:
         position = min(max(int(position), 0), total - 1)
     except (TypeError, ValueError):
         position = total - 1
-    classes = catalog.ar_model(name).num_classes
-    label = (label if isinstance(label, int) and 0 <= label < classes else 0) if classes else None  # as the picker
+    label = picked_class(catalog, name, label)
     return (model_info(catalog, name), class_picker(catalog, name, label), gr.Slider(maximum=total - 1, value=position),
-            *view(catalog, name, samples, temperature, seed, given_rows, image, label, position))
+            *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
 # The order the picker lists families in: the blind spot first, then its fixes.
@@ -272,11 +254,12 @@ def picker_order(catalog: Catalog) -> list[str]:
         ckpt = catalog.checkpoint(name)
         family = FAMILY_ORDER.index(ckpt.model.name) if ckpt.model.name in FAMILY_ORDER else len(FAMILY_ORDER)
         return ckpt.dataset != "mnist", family, name
-    return sorted(catalog.ar_names, key=rank)
+    return sorted(catalog.autoregressive_names, key=rank)
 
 
-def build(catalog: Catalog) -> None:
+def build(services: Services) -> None:
     """The tab's widgets and events (see the module docstring)."""
+    catalog = services.catalog
     names = picker_order(catalog)
     if not names:
         gr.Markdown("No autoregressive model is loaded. Train one with `python -m train pixelcnn ...` "
@@ -284,7 +267,7 @@ def build(catalog: Catalog) -> None:
         return
     gr.Markdown(EXPLANATION)
     start = names[0]
-    total = math.prod(catalog.ar_model(start).data_shape[1:])
+    total = math.prod(catalog.checkpoint(start, "autoregressive").model.data_shape[1:])
     with gr.Row():
         model = gr.Dropdown(catalog.choices(names), value=start, label="autoregressive model", scale=2)
         info = gr.Markdown(model_info(catalog, start))
@@ -296,16 +279,16 @@ def build(catalog: Catalog) -> None:
         label = class_picker(catalog, start)
     with gr.Accordion("Completion: keep the top of an image, let the model draw the rest", open=False):
         with gr.Row():
-            given_rows = gr.Slider(0, catalog.ar_model(start).data_shape[1] - 1, value=0, step=1,
+            given_rows = gr.Slider(0, catalog.checkpoint(start, "autoregressive").model.data_shape[1] - 1, value=0, step=1,
                                    label="given rows (0 = generate from nothing)")
-            digit = digit_input(catalog, model, "complete", "Image to complete")
+            digit = digit_input(services.example, model, "complete", "Image to complete")
     with gr.Row():
         play_button = gr.Button("Play", variant="primary")
         stop_button = gr.Button("Stop", variant="stop")
         previous_button = gr.Button("◀ Previous pixel")
         next_button = gr.Button("Next pixel ▶")
     position = gr.Slider(0, total - 1, value=total - 1, step=1, label="pixel (raster order; drag to scrub)")
-    first = view(catalog, start, 4, 1.0, 0, 0, None, None, total - 1)
+    first = view(services, start, 4, 1.0, 0, 0, None, None, total - 1)
     with gr.Row():
         picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
                            type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame")
@@ -317,16 +300,16 @@ def build(catalog: Catalog) -> None:
     status = gr.Markdown(first[3])
     controls = [model, samples, temperature, seed, given_rows, digit.preview, label]
     frame_out = [picture, distribution, field, status]
-    playing = play_button.click(user_errors(functools.partial(play, catalog)), [*controls, position, speed],
+    playing = play_button.click(user_errors(functools.partial(play, services)), [*controls, position, speed],
                                 [position, *frame_out], api_name="pixel_play", show_progress="hidden", **STREAM)
     stop_button.click(None, None, None, cancels=[playing], api_name="pixel_stop")
-    next_button.click(user_errors(functools.partial(step_by, catalog, 1)), [*controls, position],
+    next_button.click(user_errors(functools.partial(step_by, services, 1)), [*controls, position],
                       [position, *frame_out], api_name="pixel_next", cancels=[playing], **DECODE)
-    previous_button.click(user_errors(functools.partial(step_by, catalog, -1)), [*controls, position],
+    previous_button.click(user_errors(functools.partial(step_by, services, -1)), [*controls, position],
                           [position, *frame_out], api_name="pixel_previous", cancels=[playing], **DECODE)
-    model.change(user_errors(functools.partial(select, catalog)), [*controls, position],
+    model.change(user_errors(functools.partial(select, services)), [*controls, position],
                  [info, label, position, *frame_out], api_name="pixel_model", cancels=[playing], **DECODE)
     # The pixel slider, and any control that changes the samples, redraw the frame there.
     gr.on([position.release, samples.release, temperature.release, seed.submit, given_rows.release,
-           digit.preview.change], user_errors(functools.partial(view, catalog)), [*controls, position], frame_out,
+           digit.preview.change], user_errors(functools.partial(view, services)), [*controls, position], frame_out,
           api_name="pixel_view", trigger_mode="always_last", show_progress="minimal", **DECODE)

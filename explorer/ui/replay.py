@@ -26,7 +26,8 @@ import pandas as pd
 from PIL import Image
 
 from .. import metrics, render
-from .catalog import Catalog, Replay
+from .catalog import Catalog
+from .services import Replay, Services
 from .common import LIGHT, REPLAY, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
@@ -76,7 +77,7 @@ def epoch_summary(catalog: Catalog, name: str, replay: Replay, i: int) -> str:
     n, k = replay.frames.shape[1], len(replay.classes)
     head = f"**Epoch {replay.epochs[i]} of {replay.epochs[-1]}**, the same {n} codes every epoch."
     if replay.scores is None:
-        dataset = catalog.get(name).dataset
+        dataset = catalog.checkpoint(name, "latent").dataset
         return (f"{head} The class histogram needs the {dataset} classifier "
                 f"(`trained/{dataset}-classifier.safetensors`, made with "
                 f"`python -m train classifier --dataset {dataset}`), which is not loaded.")
@@ -88,12 +89,12 @@ def epoch_summary(catalog: Catalog, name: str, replay: Replay, i: int) -> str:
             "samples are one class).")
 
 
-def epoch_view(catalog: Catalog, name: str, epoch: Any) -> tuple[Image.Image, pd.DataFrame, str]:
+def epoch_view(services: Services, name: str, epoch: Any) -> tuple[Image.Image, pd.DataFrame, str]:
     """The sample grid, class histogram and summary of one epoch."""
-    replay = catalog.replay(name)
+    replay = services.replay(name)
     i = frame_index(replay, epoch)
     picture = render.mosaic(replay.frames[i], GRID_COLS, render.auto_scale(GRID_COLS))
-    return picture, histogram_table(replay, i), epoch_summary(catalog, name, replay, i)
+    return picture, histogram_table(replay, i), epoch_summary(services.catalog, name, replay, i)
 
 
 def coverage_table(replay: Replay) -> pd.DataFrame:
@@ -103,10 +104,10 @@ def coverage_table(replay: Replay) -> pd.DataFrame:
     return pd.DataFrame({EPOCH: replay.epochs, COVERED: [s["classes_covered"] for s in replay.scores]})
 
 
-def losses_table(catalog: Catalog, name: str) -> pd.DataFrame:
+def losses_table(services: Services, name: str) -> pd.DataFrame:
     """Long table of every per-epoch training curve in the checkpoint's history."""
-    history = catalog.get(name).history
-    epochs = catalog.replay(name).epochs
+    history = services.catalog.checkpoint(name, "latent").history
+    epochs = services.replay(name).epochs
     rows = [(e, float(v), key) for key, values in history.items() if key not in NOT_CURVES
             and isinstance(values, list) and len(values) == len(epochs)
             and all(isinstance(v, (int, float)) for v in values)
@@ -114,53 +115,53 @@ def losses_table(catalog: Catalog, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[EPOCH, LOSS_Y, LOSS_SERIES])
 
 
-def run_view(catalog: Catalog, name: str) -> tuple[gr.Slider, Image.Image, pd.DataFrame, str,
+def run_view(services: Services, name: str) -> tuple[gr.Slider, Image.Image, pd.DataFrame, str,
                                                     pd.DataFrame, pd.DataFrame]:
     """Everything that changes with the model: the slider's range (at the last epoch), that
     epoch's view, and the whole-run plots."""
-    replay = catalog.replay(name)
+    replay = services.replay(name)
     last = replay.epochs[-1]
     slider = gr.Slider(minimum=replay.epochs[0], maximum=last, value=last)
-    return (slider, *epoch_view(catalog, name, last), coverage_table(replay), losses_table(catalog, name))
+    return (slider, *epoch_view(services, name, last), coverage_table(replay), losses_table(services, name))
 
 
-def play(catalog: Catalog, name: str, epoch: Any) -> Iterator[tuple[int, Image.Image, pd.DataFrame, str]]:
+def play(services: Services, name: str, epoch: Any) -> Iterator[tuple[int, Image.Image, pd.DataFrame, str]]:
     """Each epoch's view in turn, from `epoch` (or the first, if `epoch` is the last) to the end."""
-    replay = catalog.replay(name)
+    replay = services.replay(name)
     start = frame_index(replay, epoch)
     if start == len(replay.epochs) - 1:
         start = 0
     for i in range(start, len(replay.epochs)):
         if i > start:
             time.sleep(PAUSE_S)
-        yield (replay.epochs[i], *epoch_view(catalog, name, replay.epochs[i]))
+        yield (replay.epochs[i], *epoch_view(services, name, replay.epochs[i]))
 
 
 def default_replay(catalog: Catalog, names: list[str]) -> str:
     """The collapsing plain GAN where there is one (the replay's best lesson), else the first."""
-    return next((n for n in names if catalog.model(n).name == "gan"), names[0])
+    return next((n for n in names if catalog.checkpoint(n, "latent").model.name == "gan"), names[0])
 
 
-def build(catalog: Catalog) -> None:
+def build(services: Services) -> None:
     """The tab's widgets and its `/replay_run`, `/replay_epoch` and `/replay_play` events."""
-    names = catalog.replayable()
+    names = services.catalog.replay_names()
     if not names:
         gr.Markdown("No checkpoint with a training replay is loaded. GAN training stores one: "
                     "train a GAN with `python -m train dcgan ...` to watch it learn here.")
         return
     gr.Markdown(EXPLANATION)
-    start = default_replay(catalog, names)
-    replays = [catalog.replay(n) for n in names]
+    start = default_replay(services.catalog, names)
+    replays = [services.replay(n) for n in names]
     # The server checks slider values against this range, so it spans every run; choosing a
     # model narrows it on the page (/replay_run).
     lowest, highest = min(r.epochs[0] for r in replays), max(r.epochs[-1] for r in replays)
     samples = max(r.frames.shape[1] for r in replays)
-    last = catalog.replay(start).epochs[-1]
+    last = services.replay(start).epochs[-1]
     # Not run_view: a gr.Slider made here, inside the Blocks, would be put on the page.
-    first = (last, *epoch_view(catalog, start, last), coverage_table(catalog.replay(start)),
-             losses_table(catalog, start))
+    first = (last, *epoch_view(services, start, last), coverage_table(services.replay(start)),
+             losses_table(services, start))
     with gr.Row():
-        model = gr.Dropdown(catalog.choices(names), value=start, label="GAN", scale=3)
+        model = gr.Dropdown(services.catalog.choices(names), value=start, label="GAN", scale=3)
         epoch = gr.Slider(lowest, max(highest, lowest + 1), value=first[0], step=1, label="epoch",
                           scale=3)
         play_button = gr.Button("Play", variant="primary", scale=1)
@@ -178,10 +179,10 @@ def build(catalog: Catalog) -> None:
         losses = gr.LinePlot(value=first[5], x=EPOCH, y=LOSS_Y, color=LOSS_SERIES,
                              label="training curves (history)", height=260)
     view = [grid, histogram, summary]
-    playing = play_button.click(user_errors(functools.partial(play, catalog)), [model, epoch], [epoch, *view],
+    playing = play_button.click(user_errors(functools.partial(play, services)), [model, epoch], [epoch, *view],
                                 api_name="replay_play", show_progress="hidden", **REPLAY)
     stop_button.click(None, None, None, cancels=[playing], api_name="replay_stop")
-    model.change(user_errors(functools.partial(run_view, catalog)), model, [epoch, *view, coverage, losses],
+    model.change(user_errors(functools.partial(run_view, services)), model, [epoch, *view, coverage, losses],
                  api_name="replay_run", cancels=[playing], **LIGHT)
-    epoch.input(user_errors(functools.partial(epoch_view, catalog)), [model, epoch], view,
+    epoch.input(user_errors(functools.partial(epoch_view, services)), [model, epoch], view,
                 api_name="replay_epoch", trigger_mode="always_last", show_progress="minimal", **LIGHT)

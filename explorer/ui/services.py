@@ -1,0 +1,211 @@
+"""The computations the tabs share over the catalog's models, each done once and remembered.
+
+Examples (a test image, or a sample where there is none), codes of user images and of test
+images, GAN training replays with their class scores, receptive fields, typical prior
+densities, and the warm-up that fills these caches before the first visitor arrives. Heavy
+results are cached so that dragging a slider never recomputes them; every cache is a
+`Memo`. No Gradio here: the tabs call these and turn the results into components.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Hashable, TypeVar
+
+import torch
+
+from .. import heavy, latent, metrics, packing, sampling
+from ..models.base import LatentModel
+from .catalog import Catalog
+
+# Test images encoded for the scatter of a 2-D code space: enough to see the clusters,
+# few enough for the browser to draw quickly.
+SCATTER_POINTS = 2000
+# Encoded user images remembered (per model, image and class).
+ENCODE_CACHE = 256
+# Receptive fields remembered (per model, pixel and class): every pixel of four 28x28 models.
+FIELD_CACHE = 4 * 784
+
+V = TypeVar("V")
+
+
+class Memo(Generic[V]):
+    """Values computed once per key and remembered: all of them, or the `size` most recently
+    used. Safe to share between request threads; a value is computed outside the lock, so
+    slow work never blocks lookups of other keys."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The value remembered for `key`, or `compute()`'s, remembered from now on."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            value = self._values.setdefault(key, value)  # a racing thread's value stands
+            self._values.move_to_end(key)
+            while self.size is not None and len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A GAN's training replay: the same fixed-seed samples after every epoch, and their classes."""
+
+    frames: torch.Tensor  # (E, N, 1, 28, 28) in [0, 1], one set of N samples per epoch
+    epochs: list[int]  # the training epoch of each frame
+    classes: list[str]
+    # Per epoch: class_histogram, classes_covered, kl_to_uniform; None without a classifier.
+    scores: list[dict[str, Any]] | None
+
+
+class Services:
+    """Cached computations over the models of `catalog` (which they look models up in)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        # (model, image hash, class) -> (code (D,), reconstruction MSE per pixel)
+        self._encoded: Memo[tuple[torch.Tensor, float]] = Memo(ENCODE_CACHE)
+        self._test_codes: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
+        self._replays: Memo[Replay] = Memo()
+        self._fields: Memo[torch.Tensor] = Memo(FIELD_CACHE)
+        self._typical: Memo[float] = Memo()
+
+    def _latent_model(self, name: str | None) -> LatentModel:
+        return self.catalog.checkpoint(name, "latent").model  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- examples
+
+    def example(self, name: str, index: int) -> tuple[torch.Tensor, int | None, str]:
+        """Example input for a model: (image (1, 28, 28) in [0, 1], class or None, caption).
+
+        A real test image where the data set is available; otherwise a sample from the
+        model itself (seeded by `index`), so the app works with no data at all.
+        """
+        index = int(index)
+        ckpt = self.catalog.checkpoint(name)
+        if ckpt.dataset in self.catalog.test_sets:
+            return self.catalog.test_image(ckpt.dataset, index)
+        model = ckpt.model
+        label = index % model.num_classes if model.num_classes else None
+        if isinstance(model, LatentModel):
+            image = latent.decode(model, latent.seeded_code(model, index).unsqueeze(0), label)[0]
+        else:
+            image = sampling.sample(model, 1, y=label, generator=torch.Generator().manual_seed(index))[0]
+        return image, label, f"no test images available; a sample from {name} (seed {index})"
+
+    def dataset_example(self, dataset: str, index: int) -> tuple[torch.Tensor, int | None, str]:
+        """Test image number `index` of a data set: (image (1, 28, 28) in [0, 1], class, caption);
+        without its test images, a sample from a model of that data set."""
+        if dataset in self.catalog.test_sets:
+            return self.catalog.test_image(dataset, index)
+        stand_ins = self.catalog.dataset_models(dataset)
+        if not stand_ins:
+            raise ValueError(f"No {dataset} test images and no {dataset} model here; "
+                             "upload or draw an image instead.")
+        return self.example(stand_ins[0], index)
+
+    # ---------------------------------------------------------------- codes
+
+    def encode(self, name: str, image: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """Code (D,) of one image (1, 28, 28); see `encode_with_error`."""
+        return self.encode_with_error(name, image, label)[0]
+
+    def encode_with_error(self, name: str, image: torch.Tensor, label: int | None = None
+                          ) -> tuple[torch.Tensor, float]:
+        """Code (D,) of one image (1, 28, 28) and the reconstruction's mean squared error per
+        pixel, remembered: re-drawing a grid or changing the number of steps never re-encodes
+        (a GAN's encoder is a slow optimisation, and the error is how well it fitted)."""
+        def compute() -> tuple[torch.Tensor, float]:
+            model = self._latent_model(name)
+            # A GAN's inversion is heavy (a GPU on ZeroGPU); an encoder network is one quick pass.
+            code, error = (heavy.invert if latent.inverts(model) else heavy.encode)(model, image.unsqueeze(0), label)
+            return code[0], float(error[0])
+
+        return self._encoded.get((name, hashlib.sha1(image.numpy().tobytes()).digest(), label), compute)
+
+    def test_codes(self, name: str, n: int = SCATTER_POINTS) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Codes (n, D) and labels (n,) of the first n test images, computed once per model.
+
+        None without test images, and for a GAN: inverting thousands of images by optimisation
+        would take several minutes of computing."""
+        split = self.catalog.test_set(name)
+        model = self._latent_model(name)
+        if split is None or latent.inverts(model):
+            return None
+
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            x = split.images[:n].float().div(255.0).unsqueeze(1)
+            y = split.labels[:n]
+            if not model.num_classes:
+                return latent.encode(model, x), y
+            codes = torch.cat([latent.encode(model, x[y == k], int(k)) for k in range(model.num_classes)])
+            return codes, torch.cat([y[y == k] for k in range(model.num_classes)])
+
+        return self._test_codes.get((name, n), compute)
+
+    def typical_log_density(self, name: str) -> float:
+        """Average prior log-density of prior samples of a latent model (a reference line)."""
+        return self._typical.get(name, lambda: latent.typical_log_density(self._latent_model(name)))
+
+    # ---------------------------------------------------------------- training replay
+
+    def replay(self, name: str) -> Replay:
+        """The model's training replay with each epoch's class scores, computed once."""
+        return self._replays.get(name, lambda: self._load_replay(name))
+
+    def _load_replay(self, name: str) -> Replay:
+        ckpt = self.catalog.checkpoint(name, "latent")
+        if not ckpt.history.get("replay"):
+            raise ValueError(f"{name} has no training replay: only GAN checkpoints keep samples from every epoch.")
+        frames = packing.unpack_replay(ckpt.history["replay"], tuple(ckpt.model.data_shape))
+        epochs = ckpt.history.get("epoch")
+        if not isinstance(epochs, list) or len(epochs) != len(frames):
+            epochs = list(range(1, len(frames) + 1))
+        classifier = self.catalog.classifier(name)
+        scores = None if classifier is None else metrics.replay_class_scores(classifier.model, frames)
+        return Replay(frames, [int(e) for e in epochs], self.catalog.classes(name), scores)
+
+    # ---------------------------------------------------------------- autoregressive models
+
+    def receptive_field(self, name: str, row: int, col: int, label: int | None = None) -> torch.Tensor:
+        """Which pixels the prediction at (row, col) depends on, (H, W) in [0, 1], remembered:
+        it depends only on the model and the position, not on the image being generated."""
+        model = self.catalog.checkpoint(name, "autoregressive").model
+        return self._fields.get((name, int(row), int(col), label), lambda: sampling.receptive_field(
+            model, int(row), int(col), label, generator=torch.Generator().manual_seed(0)))
+
+    # ---------------------------------------------------------------- start-up
+
+    def warm_up(self) -> None:
+        """Run each model once (decode and encode) and fill the caches, so the first
+        visitor does not pay for lazy initialisation."""
+        for name in self.catalog.latent_names:
+            model = self._latent_model(name)
+            label = 0 if model.num_classes else None
+            z = latent.prior_mean(model).unsqueeze(0)
+            x = latent.decode(model, z, label)
+            if latent.inverts(model):
+                # One step of one restart runs the whole inversion code path (its first call
+                # pays seconds of lazy set-up) without the full budget's cost.
+                model.invert(x, restarts=1, steps=1)  # type: ignore[attr-defined]
+            else:
+                latent.encode(model, x, label)
+            if model.latent_dim == 2:
+                self.test_codes(name)
+            self.typical_log_density(name)
+        for name in self.catalog.replay_names():
+            self.replay(name)
+        for name, ckpt in self.catalog.autoregressive.items():
+            label = 0 if ckpt.model.num_classes else None
+            sampling.sample(ckpt.model, 1, y=label, generator=torch.Generator().manual_seed(0))
+            self.receptive_field(name, *(s // 2 for s in ckpt.model.data_shape[1:]), label)
