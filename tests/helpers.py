@@ -11,13 +11,18 @@ import socket
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from explorer import intake, latent, render
 from explorer.data import DATA_ENV
+
+if TYPE_CHECKING:
+    from explorer.ui import Catalog
 
 REPO = Path(__file__).resolve().parents[1]
 # The real MNIST / Fashion-MNIST files: where $LATENT_EXPLORER_DATA points, else ../shared/data
@@ -164,6 +169,37 @@ def png_with_size(width: int, height: int) -> bytes:
 def picture(path: str) -> np.ndarray:
     """A picture file the app served, as an array."""
     return np.asarray(Image.open(path))
+
+
+def rgb(path: str) -> np.ndarray:
+    """A colour picture file the app served, as an (H, W, 3) array."""
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def model_code_image(catalog: Catalog, name: str, image_path: str, label=None) -> torch.Tensor:
+    """Encode a served 28x28 preview here, the way the app should."""
+    x = intake.prepare_digit(picture(image_path))
+    return latent.encode(catalog.checkpoint(name, "latent").model, x.unsqueeze(0), label)[0]
+
+
+def grid_tiles(path: str, size: int) -> np.ndarray:
+    """Cut a served grid picture back into its (size, size, 28, 28) tiles."""
+    arr = picture(path)
+    geo = render.grid_geometry(size, size, render.auto_scale(size))
+    assert arr.shape == (geo.height, geo.width)
+    tiles = np.empty((size, size, 28, 28), np.uint8)
+    for i in range(size):
+        for j in range(size):
+            top, left, bottom, right = geo.tile_box(i, j)
+            tiles[i, j] = arr[top:bottom:geo.scale, left:right:geo.scale]
+    return tiles
+
+
+def expected_tiles(catalog: Catalog, name: str, base: torch.Tensor, dx: int, dy: int, span: float,
+                   size: int, label=None) -> np.ndarray:
+    """The tiles a grid of the served model should show, computed here: (size, size, 28, 28) uint8."""
+    g = latent.latent_grid(catalog.checkpoint(name, "latent").model, base, dx, dy, span, size, label)
+    return render.to_uint8(g.images)
 
 
 # ------------------------------------------------------------------------------ serving

@@ -11,20 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from explorer import checkpoints, metrics, packing, render
 from explorer.ui import Catalog, Services
 from explorer.ui import replay as replay_tab
-from tests.helpers import REPLAY_EPOCHS
+from tests.helpers import REPLAY_EPOCHS, picture
+
 
 GAN = "mnist-dcgan"
 SCALE = render.auto_scale(replay_tab.GRID_COLS)
 CELL = 28 * SCALE + 2  # a tile and the grey gap after it
-
-
-def picture(path: str) -> np.ndarray:
-    return np.asarray(Image.open(path))
 
 
 def grid_samples(path: str) -> np.ndarray:

@@ -1,9 +1,8 @@
-"""The pixel-by-pixel and likelihood tabs: their pictures, and their endpoints driven through
-gradio_client (streaming and Stop included), checked against the sampler and the models."""
+"""The pixel-by-pixel tab: its endpoints driven through gradio_client (streaming and Stop
+included), every frame checked against the sampler and the models."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -13,14 +12,12 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from explorer import intake, render, sampling
+from explorer import render, sampling
 from explorer.ui import pixels
+from tests.helpers import picture, rgb
+
 
 SEED = 3
-
-
-def rgb(path: str) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def frame_tiles(path: str, n: int, side: int = 28) -> np.ndarray:
@@ -53,9 +50,6 @@ def expected_colours(step: sampling.PixelStep, given: torch.Tensor | None = None
 
 def view_args(name="mnist-pixelcnn", samples=4, temperature=1.0, given_rows=0, image=None, label=None):
     return (name, samples, temperature, SEED, given_rows, image, label)
-
-
-# ------------------------------------------------------------------------ pixel tab
 
 
 def test_pixel_view_matches_the_sampler(client, catalog):
@@ -191,37 +185,3 @@ def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog, services
         next(pixels.play(services, *view_args(), 5, 0))
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")
-
-
-# ------------------------------------------------------------------------ likelihood tab
-
-
-def test_likelihood_table_matches_the_models(client, catalog):
-    preview, caption = client.predict("mnist", 5, api_name="/score_source")
-    assert "mnist test image #5" in caption
-    table, gallery, text = client.predict(handle_file(preview), api_name="/likelihood")
-    rows = {r[0]: r for r in table["data"]}
-    assert set(rows) == {"mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm",
-                         "fashion-mnist-gated_pixelcnn", "mnist-vae", "mnist-vae2d"}
-    x = intake.prepare_digit(np.asarray(Image.open(preview)))
-    for name in ("mnist-pixelcnn", "mnist-gated_pixelcnn", "mnist-row_lstm", "mnist-diagonal_bilstm"):
-        expected = -float(catalog.checkpoint(name, "autoregressive").model.log_prob((x >= 0.5).float()[None]).detach())
-        assert rows[name][3] == pytest.approx(expected, abs=0.01)
-        assert rows[name][4] == pytest.approx(expected / (784 * math.log(2)), abs=1e-4)
-        assert rows[name][6] == pytest.approx(expected / 500.0, abs=0.01)
-    fashion = catalog.checkpoint("fashion-mnist-gated_pixelcnn", "autoregressive").model
-    assert rows["fashion-mnist-gated_pixelcnn"][3] == pytest.approx(
-        -float(fashion.log_prob((torch.round(x * 255) / 255)[None]).detach()), abs=0.01)
-    assert rows["mnist-vae"][2].startswith("binary; VAE bound")
-    assert len(gallery) == 5 and all(rgb(g["image"]).shape[0] > 28 * 6 for g in gallery)
-    assert "How to read this" in text
-
-
-def test_likelihood_without_data_scores_model_samples_and_without_an_image_says_why(client, services):
-    # No Fashion-MNIST test images here: the example is a sample from a Fashion-MNIST model.
-    preview, caption = client.predict("fashion-mnist", 2, api_name="/score_source")
-    assert caption == "no test images available; a sample from fashion-mnist-vae (seed 2)"
-    sample = services.example("fashion-mnist-vae", 2)[0]
-    assert np.abs(np.asarray(Image.open(preview)).astype(int) - render.to_uint8(sample)).max() <= 1
-    with pytest.raises(AppError, match="Pick, upload or draw an image to score"):
-        client.predict(None, api_name="/likelihood")

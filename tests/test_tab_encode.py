@@ -1,4 +1,4 @@
-"""The Encode tab: `/encode` (image in -> the code as a list of floats and its decoding)."""
+"""The Encode tab (`/encode`, `/encode_controls`): image in -> the code as a list of floats and its decoding."""
 
 from __future__ import annotations
 

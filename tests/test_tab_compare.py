@@ -1,0 +1,23 @@
+"""The AE vs VAE tab (`/compare`, `/compare_controls`): both grids at the same standardised code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer import latent
+from tests.helpers import expected_tiles, grid_tiles
+
+
+def test_compare_shows_the_same_grid_for_both_models(client, catalog):
+    left, right = client.predict("mnist-ae", "mnist-vae", 1, 2, 2.0, 5, "random draw (seed)", 3, None,
+                                 api_name="/compare")
+    u = latent.standard_draw(4, 3)
+    for path, name in ((left, "mnist-ae"), (right, "mnist-vae")):
+        model = catalog.checkpoint(name, "latent").model
+        want = expected_tiles(catalog, name, latent.unstandardize(model, u), 1, 2, 2.0, 5)
+        assert np.abs(grid_tiles(path, 5).astype(int) - want).max() <= 1
+    dx, dy, label = client.predict("mnist-vae2d", "mnist-cvae", 3, 2, api_name="/compare_controls")
+    assert dx["maximum"] == 1 and label["visible"] is True
+    left, right = client.predict("mnist-vae2d", "mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, 4,
+                                 api_name="/compare")
+    assert grid_tiles(left, 3).shape == grid_tiles(right, 3).shape

@@ -1,0 +1,73 @@
+"""The latent grid tab (`/grid`): every tile is the decoded code the settings ask for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from explorer import latent
+from tests.helpers import expected_tiles, grid_tiles, model_code_image, picture
+
+
+def test_grid_shape_dims_and_fixed_code(client, catalog):
+    seed, span, size = 5, 2.0, 5
+    base = latent.seeded_code(catalog.checkpoint("mnist-vae", "latent").model, seed)
+    results = {}
+    for dx, dy in ((0, 1), (2, 3)):
+        path, code = client.predict("mnist-vae", dx, dy, span, size, "random draw (seed)", seed, None, None,
+                                    api_name="/grid")
+        assert code == pytest.approx(base.tolist(), abs=1e-4)  # the fixed code is the seeded draw
+        tiles = grid_tiles(path, size)
+        expected = expected_tiles(catalog, "mnist-vae", base, dx, dy, span, size)
+        assert np.abs(tiles.astype(int) - expected).max() <= 1  # every tile: base with (dx, dy) swept
+        results[(dx, dy)] = tiles
+    assert np.abs(results[(0, 1)].astype(int) - results[(2, 3)]).mean() > 0.5  # other dims, other grid
+
+
+def test_grid_sizes_and_fixed_at_the_mean(client, catalog):
+    for size in (3, 15):
+        path, code = client.predict("mnist-ae", 1, 0, 1.5, size, "prior mean", 0, None, None, api_name="/grid")
+        assert code == pytest.approx(catalog.checkpoint("mnist-ae", "latent").model.latent_mean().tolist())
+        assert grid_tiles(path, size).shape == (size, size, 28, 28)
+
+
+def test_grid_fixed_at_an_encoded_image(client, catalog):
+    preview, caption = client.predict("mnist-vae", 7, api_name="/grid_image_from_example")
+    assert "test image #7" in caption
+    path, code = client.predict("mnist-vae", 0, 3, 2.0, 3, "encoded image", 0, handle_file(preview), None,
+                                api_name="/grid")
+    z = model_code_image(catalog, "mnist-vae", preview)
+    assert code == pytest.approx(z.tolist(), abs=1e-4)
+    assert np.abs(grid_tiles(path, 3).astype(int) - expected_tiles(catalog, "mnist-vae", z, 0, 3, 2.0, 3)).max() <= 1
+
+
+def test_grid_of_a_conditional_model_follows_the_class(client, catalog):
+    a, _ = client.predict("mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, None, 2, api_name="/grid")
+    b, _ = client.predict("mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, None, 8, api_name="/grid")
+    base = latent.prior_mean(catalog.checkpoint("mnist-cvae", "latent").model)
+    assert np.abs(grid_tiles(a, 3).astype(int) - expected_tiles(catalog, "mnist-cvae", base, 0, 1, 2.0, 3, 2)).max() <= 1
+    assert not np.array_equal(picture(a), picture(b))
+
+
+def test_grid_refuses_bad_settings_with_a_message(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="two different latent dimensions"):
+        client.predict("mnist-vae", 2, 2, 2.0, 5, "prior mean", 0, None, None, api_name="/grid")
+    with pytest.raises(AppError, match="Choose an image to encode"):
+        client.predict("mnist-vae", 0, 1, 2.0, 5, "encoded image", 0, None, None, api_name="/grid")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("nope", 0, 1, 2.0, 5, "prior mean", 0, None, None, api_name="/grid")
+
+
+def test_a_gan_in_the_grid_tab(client, catalog):
+    gan = "mnist-dcgan"
+    path, code = client.predict(gan, 2, 5, 2.0, 3, "prior mean", 0, None, None, api_name="/grid")
+    base = latent.prior_mean(catalog.checkpoint(gan, "latent").model)
+    assert np.abs(grid_tiles(path, 3).astype(int) - expected_tiles(catalog, gan, base, 2, 5, 2.0, 3)).max() <= 1
+    preview, _ = client.predict(gan, 0, api_name="/grid_image_from_example")
+    path, code = client.predict(gan, 0, 1, 2.0, 3, "encoded image", 0, handle_file(preview), None,
+                                api_name="/grid")
+    assert code == pytest.approx(model_code_image(catalog, gan, preview).tolist(), abs=1e-4)  # the inversion

@@ -1,0 +1,88 @@
+"""The interpolation tab (`/interpolate`): strip, reconstructions, densities and downloads match
+the models; a GAN interpolates between its inversions and reports their error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from explorer import intake, latent, render
+from tests.helpers import model_code_image, picture
+
+
+def strip_tiles(path: str, steps: int) -> list[np.ndarray]:
+    arr = picture(path)
+    scale = (arr.shape[1] - 2 * (steps - 1)) // (28 * steps)
+    assert arr.shape == (28 * scale, steps * 28 * scale + 2 * (steps - 1))
+    return [arr[::scale, k * (28 * scale + 2): k * (28 * scale + 2) + 28 * scale: scale] for k in range(steps)]
+
+
+def test_interpolation_outputs_and_exact_endpoints(client, catalog):
+    a, _ = client.predict("mnist-vae", 0, api_name="/a_from_example")
+    b, _ = client.predict("mnist-vae", 1, api_name="/b_from_example")
+    za, zb = model_code_image(catalog, "mnist-vae", a), model_code_image(catalog, "mnist-vae", b)
+    for method, steps in (("lerp", 6), ("slerp", 2), ("lerp", 20)):
+        strip, rec_a, rec_b, plot, png, gif, note = client.predict("mnist-vae", handle_file(a), handle_file(b),
+                                                                   method, steps, None, api_name="/interpolate")
+        assert note == ""  # the inversion note is for GANs
+        tiles = strip_tiles(strip, steps)
+        assert np.array_equal(tiles[0], picture(rec_a)) and np.array_equal(tiles[-1], picture(rec_b))
+        model = catalog.checkpoint("mnist-vae", "latent").model
+        expected = render.to_uint8(latent.decode(model, torch.stack([za, zb])))
+        assert np.abs(picture(rec_a).astype(int) - expected[0]).max() <= 1  # decode(encode(A))
+        assert np.abs(picture(rec_b).astype(int) - expected[1]).max() <= 1
+        path = latent.interpolate(model, za, zb, steps, method)
+        want = render.to_uint8(latent.decode(model, path))
+        assert max(np.abs(t.astype(int) - w).max() for t, w in zip(tiles, want)) <= 1
+        assert np.array_equal(picture(png), picture(strip))
+        shown = 2 * steps - 2 if steps > 2 else steps  # forward, then back
+        with Image.open(gif) as anim:  # identical neighbours merge; their durations add up
+            total = 0
+            for k in range(anim.n_frames):
+                anim.seek(k)
+                total += anim.info["duration"]
+            assert anim.size == (168, 168) and total == 120 * shown
+        curves = {}
+        for t, logp, curve in plot["data"]:
+            curves.setdefault(curve, []).append((t, logp))
+        assert set(curves) == {"lerp", "slerp", "typical prior sample"}
+        assert all(len(v) == steps for v in curves.values())
+        assert curves["lerp"][0][1] == pytest.approx(float(model.log_prior(za[None])[0]), abs=1e-3)
+
+
+def test_interpolation_of_a_conditional_model_and_bad_settings(client):
+    from gradio_client.exceptions import AppError
+
+    a, _ = client.predict("mnist-cvae", 2, api_name="/a_from_example")
+    b, _ = client.predict("mnist-cvae", 5, api_name="/b_from_example")
+    strip, *_ = client.predict("mnist-cvae", handle_file(a), handle_file(b), "slerp", 4, 6,
+                                api_name="/interpolate")
+    assert len(strip_tiles(strip, 4)) == 4
+    with pytest.raises(AppError, match="greater than maximum value 20"):
+        client.predict("mnist-vae", handle_file(a), handle_file(b), "lerp", 30, None,
+                       api_name="/interpolate")
+    with pytest.raises(AppError, match="Choose both digits"):
+        client.predict("mnist-vae", handle_file(a), None, "lerp", 5, None, api_name="/interpolate")
+
+
+def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(client, catalog):
+    gan = "mnist-dcgan"
+    a, _ = client.predict(gan, 0, api_name="/a_from_example")
+    b, _ = client.predict(gan, 1, api_name="/b_from_example")
+    strip, rec_a, rec_b, plot, png, gif, note = client.predict(gan, handle_file(a), handle_file(b), "lerp", 5,
+                                                               None, api_name="/interpolate")
+    model = catalog.checkpoint(gan, "latent").model
+    codes = torch.stack([model_code_image(catalog, gan, a), model_code_image(catalog, gan, b)])
+    ends = latent.decode(model, codes)
+    tiles = strip_tiles(strip, 5)
+    for tile, rec, want in zip((tiles[0], tiles[-1]), (rec_a, rec_b), render.to_uint8(ends)):
+        assert np.array_equal(tile, picture(rec)) and np.abs(tile.astype(int) - want).max() <= 1
+    targets = torch.stack([intake.prepare_digit(picture(a)), intake.prepare_digit(picture(b))])
+    errors = latent.reconstruction_error(model, targets, codes)
+    assert errors.max() < 0.5
+    assert "GAN inversion" in note and "no encoder" in note and "found by optimisation" in note
+    assert f"MSE per pixel {errors[0]:.3f} (A) / {errors[1]:.3f} (B)" in note
