@@ -1,6 +1,6 @@
 """App latency: how long the grid and the interpolation take, and what Gradio adds on top.
 
-    python -m benchmarks.app_latency [--trained trained] [--repeats 40]
+    python -m benchmarks.app_latency [--trained trained] [--repeats 40] [--report PATH]
 
 1. Server-side time: the `/grid` handler for a 10x10 grid and the `/interpolate` handler
    for 10 steps, called directly; median wall time and median CPU time of the calling
@@ -14,7 +14,7 @@
 
 Targets (issue 3): 10x10 grid computed in <= 30 ms; round trips within 1.3x of the floor.
 Uses the checkpoints in trained/ where there are latent models, else tiny random ones.
-Prints the figures and writes benchmarks/reports/app_latency.md.
+Prints the figures and writes benchmarks/reports/app_latency.md (or --report).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +33,9 @@ from typing import Any, Callable
 
 import torch
 
-REPORT = Path(__file__).parent / "reports" / "app_latency.md"
+from . import report
+
+REPORT = report.REPORTS / "app_latency.md"
 GRID_ARGS = dict(dim_x=0, dim_y=1, span=2.5, size=10, fixed="prior mean", seed=0, digit=None, label=None)
 STEPS = 10
 
@@ -48,6 +51,15 @@ def tiny_folder() -> Path:
         model = build(name, {"latent_dim": 16}).eval()
         checkpoints.save(folder / f"{stem}.safetensors", model, dataset="mnist")
     return folder
+
+
+def shown(path: Path) -> str:
+    """A folder as the report names it: relative to the repository when inside it."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        return str(path.resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
@@ -71,13 +83,15 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trained", default=str(Path(__file__).resolve().parents[1] / "trained"))
     parser.add_argument("--model", default=None, help="checkpoint name (default: the app's default)")
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, as app.py sets")
-    args = parser.parse_args()
+    parser.add_argument("--report", type=Path, default=REPORT, help="markdown report to write")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -86,7 +100,7 @@ def main() -> None:
 
     from explorer.data import resolve_data_dir
     from explorer.render import png_bytes
-    from explorer.ui import Catalog, build_demo, launch
+    from explorer.ui import Catalog, Services, build_demo, launch
     from explorer.ui.common import FileStore
     from explorer.ui.demo import default_model
     from explorer.ui.digits import example_digit
@@ -94,20 +108,21 @@ def main() -> None:
     from explorer.ui.interpolate import interpolation
 
     catalog = Catalog.from_folder(args.trained, download=False)
-    source = args.trained
+    source = shown(Path(args.trained))
     if not catalog.latent_names:
         source = "tiny random models (no latent models found in trained/)"
         catalog = Catalog.from_folder(tiny_folder(), download=False)
+    services = Services(catalog)
     name = args.model or default_model(catalog)
     data_dir = resolve_data_dir(None)
     print(f"models from {source}; timing {name}; torch threads {torch.get_num_threads()}")
 
     # ---- 1. server-side time, handlers called directly
     store = FileStore()
-    digit_a, _ = example_digit(catalog, name, 0)
-    digit_b, _ = example_digit(catalog, name, 1)
-    grid_fn = functools.partial(grid_picture, catalog, name, *GRID_ARGS.values())
-    interp_fn = functools.partial(interpolation, catalog, store, name, digit_a, digit_b, "slerp", STEPS, None)
+    digit_a, _ = example_digit(services.example, name, 0)
+    digit_b, _ = example_digit(services.example, name, 1)
+    grid_fn = functools.partial(grid_picture, services, name, *GRID_ARGS.values())
+    interp_fn = functools.partial(interpolation, services, store, name, digit_a, digit_b, "slerp", STEPS, None)
     grid_wall, grid_cpu = timed(grid_fn, args.repeats)
     interp_wall, interp_cpu = timed(interp_fn, args.repeats)
     load_after_server = os.getloadavg()
@@ -124,7 +139,7 @@ def main() -> None:
             i_in = [gr.Textbox(), gr.Image(image_mode="L", type="numpy"), gr.Image(image_mode="L", type="numpy"),
                     gr.Textbox(), gr.Number(), gr.Number()]
             i_out = [gr.Image(type="pil", format="png"), gr.Image(image_mode="L", format="png"),
-                     gr.Image(image_mode="L", format="png"), gr.LinePlot(), gr.File(), gr.File()]
+                     gr.Image(image_mode="L", format="png"), gr.LinePlot(), gr.File(), gr.File(), gr.Markdown()]
             go = gr.Button()
         go.click(lambda *_: grid_out, g_in, g_out, api_name="noop_grid", concurrency_limit=2)
         go.click(lambda *_: interp_out, i_in, i_out, api_name="noop_interpolate", concurrency_limit=2)
@@ -163,7 +178,7 @@ def main() -> None:
     lines = [
         "# App latency",
         "",
-        f"Command: `python -m benchmarks.app_latency --repeats {args.repeats}`  ",
+        f"Command: `{report.command('benchmarks.app_latency', argv)}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} with "
         f"{torch.get_num_threads()} thread(s), gradio {gr.__version__}  ",
         f"Models: {source}; timed on `{name}` ({catalog.checkpoint(name, 'latent').model.latent_dim}-D code); test data: "
@@ -191,12 +206,9 @@ def main() -> None:
         lines.append(
             f"| {label} | {ms(pct(real, .5))} | {ms(pct(real, .95))} | {ms(pct(floor, .5))} | "
             f"{ms(pct(floor, .95))} | {pct(real, .5) / pct(floor, .5):.2f} | {pct(real, .95) / pct(floor, .95):.2f} |")
-    lines += ["", "Target: round trips within 1.3x of the floor.", ""]
-    text = "\n".join(lines)
-    print(text)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(text)
-    print(f"wrote {REPORT}")
+    lines += ["", "Target: round trips within 1.3x of the floor."]
+    print("\n".join(lines))
+    report.write(args.report, lines)
 
 
 if __name__ == "__main__":

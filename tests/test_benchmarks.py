@@ -1,0 +1,44 @@
+"""Benchmark scripts run end to end on a tiny setting (tiny checkpoints, fake data, one or two
+repeats), so none can break unseen: each must finish and write a report whose figures are
+the ones it measured. The other benchmarks' smoke tests sit beside their own subjects:
+`evaluate_checkpoints` in test_evaluate_checkpoints.py, `sample_quality` in
+test_sample_quality.py, `training_speed` in test_training_speed.py."""
+
+from __future__ import annotations
+
+from benchmarks import app_latency, sampling_speed
+
+
+def table_rows(text: str, first_cell: str) -> list[list[str]]:
+    """The cells of the markdown table rows that start with `first_cell`."""
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {first_cell}")]
+
+
+def test_app_latency_times_both_handlers_and_their_round_trips(tiny_trained_dir, tmp_path, capsys):
+    report = tmp_path / "app_latency.md"
+    app_latency.main(["--trained", str(tiny_trained_dir), "--repeats", "2", "--report", str(report)])
+    text = report.read_text()
+    assert "timed on `mnist-vae` (4-D code)" in text
+    for work in ("10x10 grid", "10-step interpolation"):
+        (server,) = table_rows(text.split("## Round trip")[0], work)
+        wall, cpu = float(server[1]), float(server[2])
+        assert 0 < wall < 10_000 and 0 <= cpu < 10_000
+        (trip,) = table_rows(text.split("## Round trip")[1], work)
+        p50, p95, floor50, floor95, ratio50, _ = (float(v) for v in trip[1:])
+        assert 0 < p50 <= p95 and 0 < floor50 <= floor95
+        assert abs(ratio50 - p50 / floor50) < 0.01 + 0.01 * ratio50   # the ratio of the printed figures
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_sampling_speed_checks_naive_and_cached_give_the_same_samples(tiny_trained_dir, tmp_path):
+    report = tmp_path / "sampling_speed.md"
+    path = tiny_trained_dir / "mnist-pixelcnn.safetensors"
+    assert sampling_speed.main(["--model", str(path), "--batch", "2", "--repeats", "1", "--threads", "1",
+                                "--report", str(report)]) == 0
+    (row,) = table_rows(report.read_text(), "pixelcnn")
+    name, threads, samples, size, naive, cached, speedup, identical = row
+    assert (threads, samples, size, identical) == ("1", "2", "28x28", "yes")
+    naive_s, cached_s = float(naive.split()[0]), float(cached.split()[0])   # wall seconds (cpu seconds)
+    assert naive_s > 0 and cached_s > 0
+    assert abs(float(speedup.rstrip("x")) - naive_s / cached_s) <= 1 + 0.05 * naive_s / cached_s
