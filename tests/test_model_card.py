@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from explorer import checkpoints
 from explorer.models import build
 from train import model_card
 
-from tests.helpers import TINY_GAN
+from tests.helpers import REPO, TINY_GAN
 
 
 def _save(folder, epochs: int, requested: int) -> None:
@@ -32,6 +34,13 @@ def test_the_card_states_each_checkpoints_metrics_and_command(tmp_path):
     assert ("    LATENT_EXPLORER_DATA=../shared/data python -m train wgan_gp --epochs 70 "
             "--out trained/mnist-wgan_gp.safetensors --resume\n") in card
     assert "stopped early" not in card
+
+
+def test_the_card_points_only_to_reports_that_exist(tmp_path):
+    _save(tmp_path, epochs=70, requested=70)
+    pointed = re.findall(r"`(benchmarks/reports/[^`]+)`", model_card.render(tmp_path))
+    assert pointed and pointed == model_card.evaluation_reports()
+    assert all((REPO / p).is_file() for p in pointed)
 
 
 def test_a_run_stopped_before_its_epochs_says_so(tmp_path):

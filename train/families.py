@@ -1,7 +1,9 @@
-"""Per-family training recipes: optimizers, one step, and the per-epoch evaluation.
+"""Training recipes, one per model name: optimizers, one step, and the per-epoch evaluation.
 
-The shared loop in `loop.py` knows nothing of model maths; a family knows nothing of
-epochs, files or progress bars. Adding a model family means adding one recipe here.
+The shared loop in `loop.py` knows nothing of model maths; a recipe knows nothing of
+epochs, files or progress bars. The models of a family share most of a recipe (the
+autoencoders, the GANs, the autoregressive models); adding a model means registering its
+recipe in RECIPES here.
 """
 
 from __future__ import annotations

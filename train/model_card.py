@@ -35,8 +35,10 @@ with `explorer.checkpoints.load(path)`. This page is generated from that metadat
 Training data came from `LATENT_EXPLORER_DATA=../shared/data` (MNIST and Fashion-MNIST IDX
 files). Likelihoods on MNIST are in nats per image on the fixed binarized test set
 (`explorer.data.fixed_binarized_test`); they were measured with
-`python -m benchmarks.evaluate_checkpoints --write-metadata` (see `benchmarks/reports/checkpoints.md`).
+`python -m benchmarks.evaluate_checkpoints --write-metadata` (reports: {reports}).
 """
+# Where the evaluation reports the card points to are written.
+REPORTS = Path(__file__).resolve().parents[1] / "benchmarks" / "reports"
 
 
 def _epochs_in(command: str) -> int | None:
@@ -52,6 +54,12 @@ def _precision(training: dict) -> str:
     return words.get(training.get("precision", "fp32"), training.get("precision")) + layout
 
 
+def evaluation_reports() -> list[str]:
+    """The checkpoint-evaluation reports there are, as repository paths."""
+    repo = REPORTS.parents[1]
+    return [str(p.relative_to(repo)) for p in sorted(REPORTS.glob("checkpoints*.md"))]
+
+
 def front_matter(loaded: list[checkpoints.Checkpoint]) -> str:
     """The card's YAML header: licence, library, and the data sets and model kinds it holds."""
     datasets = sorted({HUB_DATASETS.get(c.dataset, c.dataset) for c in loaded})
@@ -62,7 +70,8 @@ def front_matter(loaded: list[checkpoints.Checkpoint]) -> str:
 
 def render(folder: Path) -> str:
     loaded = [checkpoints.load(path) for path in checkpoints.checkpoint_files(folder)]
-    parts = [front_matter(loaded), INTRO]
+    reports = ", ".join(f"`{r}`" for r in evaluation_reports()) or "none written yet"
+    parts = [front_matter(loaded), INTRO.format(reports=reports)]
     for ckpt in loaded:
         path = ckpt.path
         m, t = ckpt.metrics, ckpt.training
