@@ -1,8 +1,9 @@
 """The whole app: a model picker above one tab per view, joined into one `gr.Blocks`.
 
 `build_demo(catalog)` returns the Blocks with its queue configured; `launch(demo)` starts it
-with the app's styling. Models are loaded once (in the Catalog) and warmed up here, so the
-first visitor does not pay for it; the first picture of every tab is computed at build time.
+with the app's styling. Models are loaded once (in the Catalog); their cached computations
+(the Services) are warmed up here, so the first visitor does not pay for them; the first
+picture of every tab is computed at build time.
 """
 
 from __future__ import annotations
