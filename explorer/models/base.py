@@ -187,10 +187,11 @@ class AutoregressiveModel(GenerativeModel):
         8-bit model, zeros and ones for a binary one. A binary model refuses grey images
         (`targets` says why) unless `threshold`, which cuts them at 0.5 (`data.threshold`):
         right for one picture shown to the model, wrong for a data set (binarize it instead).
+        The result keeps the dtype and device of `x`.
         """
         if threshold and self.output_kind == "bernoulli":
-            x = data.threshold(x)
-        return self.values(self.targets(x))
+            x = data.threshold(x).to(x.dtype)
+        return self.values(self.targets(x)).to(x.dtype)
 
     def pixel_nll(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(x_i | x_<i) for every pixel, in nats: (N, C, H, W); sums to -log_prob."""
