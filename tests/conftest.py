@@ -3,8 +3,10 @@ so tests never need real data or a network. The plain helpers they use live in `
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,14 @@ from tests.helpers import (TINY, TINY_AUTOREGRESSIVE, TINY_CLASSIFIER, free_port
                            write_fake_dataset)
 
 torch.set_num_threads(1)  # CI has 2 cores; keep one for the servers some tests start
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio keeps served files in one folder per machine, named by their content, and a server
+# deletes its files when it closes. Another test run on the same machine serves the same
+# tiny models' pictures under the same names, so each run gets a folder of its own (set
+# before gradio is imported; app.py started by a test inherits it).
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="latent-explorer-tests-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -107,5 +117,3 @@ def server(catalog, tmp_path_factory):
 def client(server):
     return server[1]
 
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
