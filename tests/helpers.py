@@ -4,15 +4,20 @@ pictures and a free port. Plain functions and constants; the fixtures built on t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import socket
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -209,3 +214,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_py_serving(env: dict[str, str], port: int, timeout: float = 300) -> Iterator[httpx.Response]:
+    """`python app.py` run with `env` until it serves on `port`: yields its /config response,
+    and stops the process afterwards. Fails the test if it exits or is not serving in time
+    (generous: a loaded 2-core machine takes a minute to import torch and gradio and warm up)."""
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=2)
+                if config.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"python app.py did not start serving within {timeout:.0f} s")
+        yield config
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

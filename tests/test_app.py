@@ -11,14 +11,10 @@ maths done directly on the loaded models.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import httpx
-import pytest
 
-from tests.helpers import REPO, free_port, write_fake_dataset
+from tests.helpers import app_py_serving, free_port, write_fake_dataset
 
 
 ENDPOINTS = {
@@ -74,23 +70,5 @@ def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir,
            "LATENT_EXPLORER_DATA": str(write_fake_dataset(tmp_path / "data")),
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        # Generous: a loaded 2-core machine takes a minute or more to import torch and gradio.
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=2)
-                if config.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        else:
-            pytest.fail("python app.py did not start serving within 300 s")
+    with app_py_serving(env, port) as config:
         assert "mnist-vae2d" in config.text and "Latent Explorer" in config.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +19,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, app_py_serving, free_port
 
 RAW = ("urlopen", "Errno", "Traceback", "Error:", "site-packages")
 # An absolute path: a slash after a space, quote, bracket or line start, then two path parts.
@@ -72,27 +69,11 @@ def offline_app(tiny_trained_dir, tmp_path_factory):
                GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", http_proxy=dead, https_proxy=dead, HTTP_PROXY=dead, HTTPS_PROXY=dead,
                no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 300  # a loaded 2-core machine takes a minute to import and warm up
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        else:
-            pytest.fail("python app.py did not start serving within 300 s")
+    with app_py_serving(env, port):
         client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("offline-downloads")))
         yield url, client, home, tiny_trained_dir
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_the_page_says_once_and_kindly_that_there_are_no_test_images(offline_app):
