@@ -190,3 +190,32 @@ def walk(model: LatentModel, z: torch.Tensor, direction: torch.Tensor, amounts: 
 def project(model: LatentModel, codes: torch.Tensor, directions: PrincipalDirections) -> torch.Tensor:
     """Coordinates (N, K) of codes along principal directions (the 2-D scatter's axes)."""
     return (latent.standardize(model, codes) - directions.mean) @ directions.directions.T
+
+
+@torch.no_grad()
+def direction_grid(model: LatentModel, base: torch.Tensor, u_x: torch.Tensor, u_y: torch.Tensor, span: float,
+                   size: int, label: int | None = None) -> latent.LatentGrid:
+    """Like `latent.latent_grid`, but along two orthonormal directions of standardized code
+    space: `base` (D,) keeps its components across them, and along them takes every value from
+    -span to +span (as the dimension grid sets its two dims). x_values / y_values are those
+    values; dim_x / dim_y are -1 (the axes are directions, not dimensions)."""
+    if abs(float(u_x @ u_y)) > 1e-4 or abs(float(u_x.norm()) - 1) > 1e-4 or abs(float(u_y.norm()) - 1) > 1e-4:
+        raise ValueError("the two grid directions must be orthonormal")
+    t = latent.axis_values(span, size)
+    u_base = latent.standardize(model, base.reshape(1, -1))[0]
+    u_base = u_base - (u_base @ u_x) * u_x - (u_base @ u_y) * u_y
+    steps = u_base[None, None] + t[None, :, None] * u_x[None, None] + t.flip(0)[:, None, None] * u_y[None, None]
+    codes = latent.unstandardize(model, steps)                                   # (rows, cols, D)
+    images = latent.decode(model, codes.reshape(-1, model.latent_dim), label)
+    return latent.LatentGrid(images.reshape(size, size, *images.shape[1:]), codes, t, t.flip(0), -1, -1)
+
+
+@torch.no_grad()
+def sampled_class_means(model: LatentModel, classifier: torch.nn.Module, n: int = 2000, seed: int = 0,
+                        num_classes: int = 10) -> torch.Tensor:
+    """Class means for a model without an encoder: prior samples labelled by a classifier
+    (standardized units), (num_classes, D); NaN rows for classes no sample was given."""
+    z = model.sample_latent(n, torch.Generator().manual_seed(seed))
+    images = latent.decode(model, z)
+    preds = torch.cat([classifier(images[s:s + ENCODE_BATCH]).argmax(1) for s in range(0, n, ENCODE_BATCH)])
+    return class_means(model, z, preds, num_classes)

@@ -22,7 +22,9 @@ ENDPOINTS = {
     "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
     "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",
     "/encode", "/encode_controls",
-    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score", "encode")
+    "/dimension_ranking", "/direction_grid", "/attribute_walk", "/direction_scatter", "/preset_1_to_7",
+    *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score", "encode",
+                                            "directions_image")
       for source in ("example", "upload", "drawing")),
 }
 
@@ -50,7 +52,10 @@ def test_select_model_narrows_the_sliders_and_shows_the_class_picker(server, tmp
     client = Client(server[0], verbose=False, download_files=str(tmp_path))
     info, dx, dy, grid_label, interp_label = client.predict("mnist-cvae", 3, 2, None, None,
                                                             api_name="/select_model")
-    assert "conditional on 10 classes" in info and (dx["value"], dy["value"]) == (3, 2)
+    # The sliders move to the model's two strongest dimensions, as the Directions tab ranks them.
+    ranking, _ = client.predict("mnist-cvae", api_name="/dimension_ranking")
+    strongest = [int(d[1:]) for d in (row[0] for row in ranking["data"][:2])]
+    assert "conditional on 10 classes" in info and [dx["value"], dy["value"]] == strongest
     assert grid_label["visible"] is True and len(grid_label["choices"]) == 10
     info, dx, dy, grid_label, interp_label = client.predict("mnist-vae2d", 3, 2, None, None,
                                                             api_name="/select_model")

@@ -115,3 +115,26 @@ def test_a_class_vector_turns_shipped_vae_digits_into_the_target_class():
     success = pair_success(model, latent.encode(model, x), y, clf, per_class=50)
     assert success[1, 7] >= 0.75
     assert float(success[~torch.isnan(success)].mean()) >= 0.6
+
+
+def test_a_direction_grid_along_unit_axes_is_the_dimension_grid():
+    model = _vae(latent_dim=4)
+    base = torch.tensor([0.3, -0.2, 0.5, 0.1])
+    e = torch.eye(4)
+    by_direction = directions.direction_grid(model, base, e[1], e[3], 2.0, 5)
+    by_dimension = latent.latent_grid(model, base, 1, 3, 2.0, 5)
+    torch.testing.assert_close(by_direction.codes, by_dimension.codes)
+    torch.testing.assert_close(by_direction.images, by_dimension.images)
+
+
+def test_sampled_class_means_label_prior_samples_with_the_classifier():
+    torch.manual_seed(0)
+    model = build("dcgan", {"latent_dim": 4, "channels": 4}).eval()
+    clf = build("classifier", {"channels": 4, "features": 8}).eval()
+    with torch.no_grad():
+        clf.head[1].weight.zero_()
+        clf.head[1].bias.copy_((torch.arange(10.0) == 3) * 5.0)   # every sample is a 3
+    means = directions.sampled_class_means(model, clf, n=200)
+    z = model.sample_latent(200, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(means[3], latent.standardize(model, z).mean(0))
+    assert torch.isnan(means[0]).all()

@@ -16,7 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import intake
-from . import compare, encode, grid, interpolate, likelihood, manifold, pixels, replay
+from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
 from .services import Services
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
@@ -49,12 +49,15 @@ def notices_markdown(catalog: Catalog) -> str:
     return ("**Notice**\n" + "\n".join(lines)) if lines else ""
 
 
-def select_model(catalog: Catalog, name: str, dim_x: Any, dim_y: Any, grid_label: Any,
+def select_model(services: Services, name: str, dim_x: Any, dim_y: Any, grid_label: Any,
                  interp_label: Any) -> tuple[str, gr.Slider, gr.Slider, gr.Dropdown, gr.Dropdown]:
-    """What changes with the model: its description, the dimension sliders' range, the class pickers."""
+    """What changes with the model: its description, the dimension sliders' range (set to the
+    model's two strongest dimensions), the class pickers."""
+    catalog = services.catalog
     model = catalog.checkpoint(name, "latent").model
     top = max(model.latent_dim - 1, 1)
-    dx, dy = fit_dims(dim_x, dim_y, max(model.latent_dim, 2))
+    dx, dy = (services.code_directions(name).ranking.strongest(2) if model.latent_dim >= 2
+              else fit_dims(dim_x, dim_y, 2))
     return (model_info(catalog, name), gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy),
             class_picker(catalog, name, grid_label), class_picker(catalog, name, interp_label))
 
@@ -85,6 +88,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 interp_label = interpolate.build(services, model, store)
             with gr.Tab("Encode"):
                 encode.build(services, start)
+            with gr.Tab("Directions"):
+                directions.build(services, start)
             with gr.Tab("AE vs VAE"):
                 compare.build(catalog)
             with gr.Tab("2-D manifold"):
@@ -95,7 +100,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 pixels.build(services)
             with gr.Tab("Likelihood"):
                 likelihood.build(services)
-        model.change(user_errors(functools.partial(select_model, catalog)),
+        model.change(user_errors(functools.partial(select_model, services)),
                      [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      api_name="select_model", **LIGHT)

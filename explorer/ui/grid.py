@@ -94,13 +94,16 @@ def build(services: Services, model: gr.Dropdown) -> GridTab:
     # The server checks slider values against the range set here, so it spans every model
     # (an API caller may pick any); picking a model narrows it on the page (select_model).
     dim_max = catalog.widest_code() - 1
+    # The grid opens on the start model's two strongest dimensions (explorer.directions).
+    dx0, dy0 = (services.code_directions(model.value).ranking.strongest(2)
+                if start is not None and start.latent_dim >= 2 else (0, 1))
     gr.Markdown("Each picture decodes one code. Across the grid, two code dimensions sweep from "
                 "-span to +span standard deviations of the model's code spread; every other "
                 "dimension stays at the fixed code below.")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            dim_x = gr.Slider(0, max(dim_max, 1), value=0, step=1, label="x-axis dimension", key="grid-dx")
-            dim_y = gr.Slider(0, max(dim_max, 1), value=1, step=1, label="y-axis dimension", key="grid-dy")
+            dim_x = gr.Slider(0, max(dim_max, 1), value=dx0, step=1, label="x-axis dimension", key="grid-dx")
+            dim_y = gr.Slider(0, max(dim_max, 1), value=dy0, step=1, label="y-axis dimension", key="grid-dy")
             span = gr.Slider(*SPAN_RANGE, value=2.5, step=0.25, label="range (+- standard deviations)")
             size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size (pictures per side)")
             fixed = gr.Radio([BASE_MEAN, BASE_RANDOM, BASE_IMAGE], value=BASE_MEAN,
@@ -112,7 +115,7 @@ def build(services: Services, model: gr.Dropdown) -> GridTab:
             initial = None
             code = None
             if start is not None:
-                initial, code = grid_picture(services, model.value, 0, 1, 2.5, 9, BASE_MEAN, 0, None, 0)
+                initial, code = grid_picture(services, model.value, dx0, dy0, 2.5, 9, BASE_MEAN, 0, None, 0)
             image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
                              interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid")
             fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 
 import torch
 
-from .. import heavy, latent, metrics, packing, sampling
+from .. import directions, heavy, latent, metrics, packing, sampling
 from ..models.base import LatentModel
 from .catalog import Catalog
 
@@ -68,6 +68,16 @@ class Replay:
     scores: list[dict[str, Any]] | None
 
 
+@dataclass(frozen=True)
+class CodeDirections:
+    """What the directions view needs of one latent model, computed once."""
+
+    ranking: directions.DimensionRanking
+    principal: directions.PrincipalDirections
+    class_means: torch.Tensor | None  # (classes, D) in standardized units; None without labels
+    source: str                       # where the codes came from, in words
+
+
 class Services:
     """Cached computations over the models of `catalog` (which they look models up in)."""
 
@@ -79,6 +89,7 @@ class Services:
         self._replays: Memo[Replay] = Memo()
         self._fields: Memo[torch.Tensor] = Memo(FIELD_CACHE)
         self._typical: Memo[float] = Memo()
+        self._directions: Memo[CodeDirections] = Memo()
 
     def _latent_model(self, name: str | None) -> LatentModel:
         return self.catalog.checkpoint(name, "latent").model  # type: ignore[return-value]
@@ -157,6 +168,37 @@ class Services:
         """Average prior log-density of prior samples of a latent model (a reference line)."""
         return self._typical.get(name, lambda: latent.typical_log_density(self._latent_model(name)))
 
+    def code_directions(self, name: str) -> CodeDirections:
+        """Dimensions ranked by effect, principal directions and class means of a latent model.
+
+        With an encoder and test images: from the encoded test images (the KL ranking of a VAE
+        on those images). A GAN (no encoder), or a model without test images: from prior
+        samples, GANSpace-style, with class means of samples the classifier labels."""
+        def compute() -> CodeDirections:
+            model = self._latent_model(name)
+            found = self.test_codes(name)
+            split = self.catalog.test_set(name)
+            classifier = self.catalog.classifier(name)
+            if found is not None and split is not None:
+                codes, labels = found
+                x = split.images[:SCATTER_POINTS].float().div(255.0).unsqueeze(1)
+                y = split.labels[:SCATTER_POINTS] if model.num_classes else None
+                ranking = directions.rank_dimensions(model, x, y)
+                principal = directions.principal_directions(model, codes, source=f"{len(codes)} encoded test images")
+                means = None if model.num_classes else directions.class_means(model, codes, labels)
+                return CodeDirections(ranking, principal, means, f"{len(codes)} encoded test images")
+            n = 2000
+            samples = latent.decode(model, model.sample_latent(n, torch.Generator().manual_seed(0)),
+                                    0 if model.num_classes else None)
+            ranking = directions.rank_dimensions(model, samples if directions.variational(model) else None,
+                                                 torch.zeros(n, dtype=torch.long) if model.num_classes else None)
+            principal = directions.sampled_principal_directions(model, n=n)
+            means = (directions.sampled_class_means(model, classifier.model, n=n)
+                     if classifier is not None and not model.num_classes else None)
+            return CodeDirections(ranking, principal, means, f"{n} prior samples (no encoded test images)")
+
+        return self._directions.get(name, compute)
+
     # ---------------------------------------------------------------- training replay
 
     def replay(self, name: str) -> Replay:
@@ -200,8 +242,7 @@ class Services:
                 model.invert(x, restarts=1, steps=1)  # type: ignore[attr-defined]
             else:
                 latent.encode(model, x, label)
-            if model.latent_dim == 2:
-                self.test_codes(name)
+            self.code_directions(name)   # also encodes the test images where the model has an encoder
             self.typical_log_density(name)
         for name in self.catalog.replay_names():
             self.replay(name)
