@@ -64,3 +64,11 @@ def test_principal_directions_of_the_served_model_are_orthonormal(catalog):
     torch.testing.assert_close(d @ d.T, torch.eye(len(d)), atol=1e-4, rtol=0)
     assert found.class_means is not None and found.class_means.shape[0] == 10
     assert directions.INACTIVE_SHARE > 0
+
+
+def test_a_gan_scatter_shows_its_samples_labelled_by_the_classifier(client, tmp_path):
+    digit = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(digit)
+    frame, note = client.predict("mnist-dcgan", handle_file(str(digit)), api_name="/direction_scatter")
+    assert len(frame["data"]) > 100 and "prior samples" in note
+    assert "your image" not in [row[2] for row in frame["data"]]

@@ -112,16 +112,19 @@ def scatter(services: Services, name: str, picture: np.ndarray | None) -> tuple[
     model = catalog.checkpoint(name, "latent").model
     pd_ = services.code_directions(name).principal
     found = services.test_codes(name)
+    what = "encoded test images"
+    if found is None:   # a GAN, or no test data: prior samples, labelled by the classifier
+        found, what = services.labelled_samples(name), "prior samples, coloured by the class the classifier reads"
     rows = {c: [] for c in SCATTER_COLUMNS}
-    note = "No encoded test images here (a GAN, or no test data): only your image is shown."
+    note = "No codes to show here (no test images and no classifier for this data set)."
     if found is not None:
         codes, labels = found
         xy = directions.project(model, codes, pd_)[:, :2]
         classes = catalog.classes(name)
         rows = {"direction 1": xy[:, 0].tolist(), "direction 2": xy[:, 1].tolist(),
                 "class": [classes[int(k)] for k in labels]}
-        note = f"{len(codes)} encoded test images on the first two principal directions."
-    if picture is not None and (found is not None or not latent.inverts(model)):
+        note = f"{len(codes)} {what}, on the first two principal directions."
+    if picture is not None and not latent.inverts(model):   # a GAN's inversion is too slow for a plot
         label = 0 if model.num_classes else None
         z = services.encode(name, intake.prepare_digit(np.asarray(picture)), label)
         mine = directions.project(model, z[None], pd_)[0]

@@ -90,6 +90,7 @@ class Services:
         self._fields: Memo[torch.Tensor] = Memo(FIELD_CACHE)
         self._typical: Memo[float] = Memo()
         self._directions: Memo[CodeDirections] = Memo()
+        self._samples: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
 
     def _latent_model(self, name: str | None) -> LatentModel:
         return self.catalog.checkpoint(name, "latent").model  # type: ignore[return-value]
@@ -167,6 +168,21 @@ class Services:
     def typical_log_density(self, name: str) -> float:
         """Average prior log-density of prior samples of a latent model (a reference line)."""
         return self._typical.get(name, lambda: latent.typical_log_density(self._latent_model(name)))
+
+    def labelled_samples(self, name: str, n: int = SCATTER_POINTS) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Prior codes (n, D) and the class the data set's classifier reads in each decoded one,
+        for a model whose test images cannot be encoded quickly (a GAN); None without a classifier."""
+        classifier = self.catalog.classifier(name)
+        if classifier is None:
+            return None
+
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            model = self._latent_model(name)
+            z = model.sample_latent(n, torch.Generator().manual_seed(0))
+            label = 0 if model.num_classes else None
+            return z, metrics.classify(classifier.model, latent.decode(model, z, label))[0]
+
+        return self._samples.get(name, compute)
 
     def code_directions(self, name: str) -> CodeDirections:
         """Dimensions ranked by effect, principal directions and class means of a latent model.
