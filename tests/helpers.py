@@ -240,3 +240,16 @@ def app_py_serving(env: dict[str, str], port: int, timeout: float = 300) -> Iter
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def benchmark_setup(tiny_trained_dir: Path, tmp_path: Path, stems: tuple[str, ...], n_train: int = 16,
+                    n_test: int = 32) -> tuple[Path, Path]:
+    """A `trained/` folder holding copies of some tiny checkpoints, and a fake data set: what a
+    benchmark smoke test runs on. Returns (folder, data folder)."""
+    import shutil
+
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    for stem in stems:
+        shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
+    return folder, write_fake_dataset(tmp_path / "data", n_train=n_train, n_test=n_test)

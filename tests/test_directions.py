@@ -81,16 +81,11 @@ def test_attribute_vector_walks_from_one_class_mean_to_another():
 
 
 def test_the_benchmark_reports_every_model_with_an_encoder(tiny_trained_dir, tmp_path):
-    import shutil
-
     from benchmarks import directions as bench
-    from tests.helpers import write_fake_dataset
+    from tests.helpers import benchmark_setup
 
-    folder = tmp_path / "trained"
-    folder.mkdir()
-    for stem in ("mnist-vae", "mnist-cvae", "mnist-dcgan", "mnist-classifier"):
-        shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
-    data = write_fake_dataset(tmp_path / "data", n_train=16, n_test=60)
+    folder, data = benchmark_setup(tiny_trained_dir, tmp_path, ("mnist-vae", "mnist-cvae", "mnist-dcgan",
+                                                                 "mnist-classifier"), n_test=60)
     out = tmp_path / "directions.md"
     bench.main(["--trained", str(folder), "--data-dir", str(data), "--n", "60", "--per-class", "3",
                 "--threads", "1", "--report", str(out)])

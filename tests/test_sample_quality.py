@@ -83,17 +83,12 @@ def test_autoregressive_samples_are_the_samplers_own():
 
 
 def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility(tiny_trained_dir, tmp_path):
-    import shutil
-
     from benchmarks import sample_quality
     from explorer import checkpoints
-    from tests.helpers import REPLAY_EPOCHS, write_fake_dataset
+    from tests.helpers import REPLAY_EPOCHS, benchmark_setup
 
-    folder = tmp_path / "trained"
-    folder.mkdir()
-    for stem in ("mnist-vae", "mnist-pixelcnn", "mnist-dcgan", "mnist-classifier"):
-        shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
-    data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=32)
+    folder, data = benchmark_setup(tiny_trained_dir, tmp_path, ("mnist-vae", "mnist-pixelcnn", "mnist-dcgan",
+                                                                 "mnist-classifier"), n_train=64)
     out = tmp_path / "quality.md"
     sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--n-autoregressive", "8", "--threads", "1",
                          "--write-metadata", "--report", str(out)])
