@@ -43,7 +43,7 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
     if model.kind == "autoregressive":
         x = model.as_input(x)   # the 256 levels exactly for an 8-bit model
         return metrics.autoregressive_report(model, x, y, binary=binary)
-    if model.name == "ae":
+    if model.likelihood is None:
         return metrics.reconstruction_report(model, x, y, binary=binary)
     result = metrics.elbo_report(model, x, y, binary=binary)
     if binary and k:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, ("latent", "autoregressive")):
-        if ckpt.model.kind == "latent" and ckpt.model.name not in ("ae", "vae", "cvae"):
+        if ckpt.model.kind == "latent" and not ckpt.model.has_encoder:
             continue  # GANs have no likelihood: benchmarks.sample_quality scores them
         result = evaluate(ckpt, a.data_dir, a.k, a.limit)
         if a.write_metadata and not a.limit:

@@ -28,6 +28,7 @@ from typing import Iterator
 import torch
 
 from .models.base import AutoregressiveModel, PixelStepper
+from .models.causal import CausalModel
 
 
 @dataclass
@@ -38,7 +39,7 @@ class PixelStep:
     #                        zero unless given (completion)
     row: int
     col: int
-    probs: torch.Tensor    # (N, 1) p(pixel = 1) for Bernoulli, (N, 256) over grey levels
+    probs: torch.Tensor    # (N, 1) p(pixel = 1) for Bernoulli, (N, 256) over grey levels, (N, K) over codes
     sampled: torch.Tensor  # (N,) bool: True where the pixel was drawn, False where it was given
     index: int             # 0 .. total - 1, the position in raster order
     total: int             # H * W
@@ -56,7 +57,7 @@ class NaiveStepper(PixelStepper):
 
 
 def predictive(model: AutoregressiveModel, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Logits (N, K) -> the distribution sampled from: (N, 1) p(1), or (N, 256) probabilities."""
+    """Logits (N, K) -> the distribution sampled from: (N, 1) p(1), or (N, K) probabilities (256 levels, K codes)."""
     if temperature != 1.0:  # dividing by 1 changes nothing; skipping it saves a step
         logits = logits / temperature
     return torch.sigmoid(logits) if model.output_kind == "bernoulli" else torch.softmax(logits, dim=-1)
@@ -191,7 +192,7 @@ def top_rows_mask(model: AutoregressiveModel, rows: int) -> torch.Tensor:
     return mask
 
 
-def receptive_field(model: AutoregressiveModel, row: int, col: int, y: torch.Tensor | None = None, *,
+def receptive_field(model: CausalModel, row: int, col: int, y: torch.Tensor | None = None, *,
                     probes: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
     """Which pixels the prediction at (row, col) depends on, measured from gradients: (H, W).
 
@@ -205,16 +206,20 @@ def receptive_field(model: AutoregressiveModel, row: int, col: int, y: torch.Ten
     if not (0 <= row < height and 0 <= col < width):
         raise ValueError(f"pixel ({row}, {col}) is outside the {height}x{width} image")
     u = torch.rand((probes, channels, height, width), generator=generator)
-    x = (u < 0.5).float() if model.output_kind == "bernoulli" else torch.round(u * 255) / 255
-    x = x.to(param.device, param.dtype).requires_grad_(True)
+    # Random values at the grid's own levels: one uniform per position picks the level.
+    x = model.values(torch.clamp((u * model.num_logits).long(), max=model.num_logits - 1)) \
+        if model.output_kind != "bernoulli" else (u < 0.5).float()
     labels = model._check_labels(y if y is not None or model.num_classes == 0 else 0, probes)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            out = model.logits(x, labels)[:, :, :, row, col]          # (P, K, C)
+            # Gradients at the input features (2x - 1 for pixels, embeddings for codes, which
+            # have no gradient as integers): the same zero pattern as at the pixels themselves.
+            features = model.grid_input(x.to(param.device, param.dtype)).detach().requires_grad_(True)
+            out = model.features_to_logits(features, labels)[:, :, :, row, col]   # (P, K, 1)
             # Sum of |.| would not be differentiable at 0; squares keep the zero pattern.
-            (grad,) = torch.autograd.grad(out.pow(2).sum(), x)
+            (grad,) = torch.autograd.grad(out.pow(2).sum(), features)
     finally:
         model.train(was_training)
     field = grad.abs().sum(dim=(0, 1))                                  # (H, W)

@@ -59,9 +59,9 @@ def _autoencoder_step(model, opts, x, y) -> dict[str, float]:
 
 def _autoencoder_eval(model, x, y, binary: bool) -> dict[str, Any]:
     labels = y if model.num_classes else None
-    if model.name == "ae":
-        return metrics.reconstruction_report(model, x, labels, binary=binary)
-    return metrics.elbo_report(model, x, labels, binary=binary)
+    if model.likelihood == "bound":
+        return metrics.elbo_report(model, x, labels, binary=binary)
+    return metrics.reconstruction_report(model, x, labels, binary=binary)
 
 
 def _fit_ae_codes(model, x, y) -> None:

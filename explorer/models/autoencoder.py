@@ -40,6 +40,8 @@ class _ConvAutoencoder(LatentModel):
     """Shared body; subclasses set `variational` and the defaults."""
 
     variational = True
+    has_encoder = True
+    likelihood = "bound"
     defaults = {"latent_dim": 16, "hidden": 256, "channels": 32, "num_classes": 0, "data_shape": [1, 28, 28]}
 
     def __init__(self, **config) -> None:
@@ -101,6 +103,7 @@ class Autoencoder(_ConvAutoencoder):
     name = "ae"
     description = "autoencoder"
     variational = False
+    likelihood = None
 
     def __init__(self, **config) -> None:
         super().__init__(**config)

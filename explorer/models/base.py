@@ -39,9 +39,14 @@ class GenerativeModel(nn.Module):
     """Holds the config it was built from; subclasses declare `name`, `kind` and `defaults`."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # "latent", "autoregressive" or "classifier"
+    kind: ClassVar[str]  # "latent", "autoregressive", "discrete_latent" (VQ-VAE) or "classifier"
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # Capabilities: code asks these, never a model's name.
+    has_encoder: ClassVar[bool] = False          # an encoder network (a GAN inverts by optimisation)
+    # What it can say about log p(x): "exact" (autoregressive), "bound" (an ELBO: VAE, VQ-VAE
+    # with its prior), or None (a plain autoencoder, a GAN, a classifier).
+    likelihood: ClassVar[str | None] = None
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -60,6 +65,10 @@ class GenerativeModel(nn.Module):
     def num_classes(self) -> int:
         """Number of classes a conditional model takes; 0 for unconditional ones."""
         return int(self.config.get("num_classes", 0))
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -140,24 +149,31 @@ class AutoregressiveModel(GenerativeModel):
 
     Images are (N, C, H, W) floats in [0, 1]: zeros and ones for a "bernoulli" model
     (binarized data), the 256 grey levels k/255 for a "categorical256" model (8-bit data).
+    A "codes" model runs over a grid of K-way integer codes instead (a VQ-VAE's code map),
+    stored the same way, as floats 0..K-1.
     A subclass implements `logits` (one parallel pass gives every pixel's conditional);
     likelihoods and sampling are built on it here and in `explorer.sampling`.
     """
 
     kind = "autoregressive"
-    OUTPUT_KINDS: ClassVar[dict[str, int]] = {"bernoulli": 1, "categorical256": 256}
+    likelihood = "exact"
+    # Logits per position; "codes" has num_codes of them (config), K-way integer grids.
+    OUTPUT_KINDS: ClassVar[dict[str, int]] = {"bernoulli": 1, "categorical256": 256, "codes": 0}
 
     @property
     def output_kind(self) -> str:
-        """"bernoulli" (one logit per pixel: p(pixel = 1)) or "categorical256" (256 logits)."""
+        """"bernoulli" (one logit per pixel: p(pixel = 1)), "categorical256" (256 logits), or
+        "codes" (K logits over the integer codes 0..K-1 of a code grid)."""
         return str(self.config["output"])
 
     @property
     def num_logits(self) -> int:
+        if self.output_kind == "codes":
+            return int(self.config["num_codes"])
         return self.OUTPUT_KINDS[self.output_kind]
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (N, C, H, W) -> logits (N, K, C, H, W), K = 1 or 256, in one parallel pass.
+        """Images (N, C, H, W) -> logits (N, K, C, H, W), K = 1, 256 or num_codes, in one parallel pass.
 
         The logits at a pixel depend only on the pixels before it (raster order).
         """
@@ -167,20 +183,26 @@ class AutoregressiveModel(GenerativeModel):
         """Check images and return the class index of every pixel: (N, C, H, W) long.
 
         A Bernoulli model takes only zeros and ones; a 256-level model takes [0, 1] and rounds
-        to the nearest level k/255 (so `to_float` of 8-bit data maps back exactly).
+        to the nearest level k/255 (so `to_float` of 8-bit data maps back exactly); a code
+        model takes the integers 0..K-1 (as floats).
         """
         if self.output_kind == "bernoulli":
             if not bool(((x == 0) | (x == 1)).all()):
                 raise ValueError(f"{self.name} models binary images: every pixel must be 0 or 1 "
                                  f"(binarize grey images first)")
             return x.long()
+        if self.output_kind == "codes":
+            k = self.num_logits
+            if not bool(((x >= 0) & (x < k) & (x == torch.round(x))).all()):
+                raise ValueError(f"{self.name} models grids of codes: every value must be an integer in 0..{k - 1}")
+            return x.long()
         if bool(((x < 0) | (x > 1)).any()) or not bool(torch.isfinite(x).all()):
             raise ValueError(f"{self.name} models 8-bit images: pixel values must lie in [0, 1]")
         return torch.round(x * 255).long()
 
     def values(self, index: torch.Tensor) -> torch.Tensor:
-        """Class indices (any shape) -> pixel values in [0, 1] (the inverse of `targets`)."""
-        return index.float() if self.output_kind == "bernoulli" else index.float() / 255.0
+        """Class indices (any shape) -> grid values (the inverse of `targets`): pixels in [0, 1], or codes."""
+        return index.float() / 255.0 if self.output_kind == "categorical256" else index.float()
 
     def as_input(self, x: torch.Tensor, threshold: bool = False) -> torch.Tensor:
         """Images in [0, 1] exactly as this model takes them: the 256 grey levels k/255 for an

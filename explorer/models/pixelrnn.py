@@ -6,8 +6,8 @@ Paper:
 
 Both models read an image (N, 1, H, W) in [0, 1] and return, for every pixel, the logits of
 its conditional given the pixels before it in raster order, exactly like the PixelCNN
-models in `pixelcnn.py`, whose masked convolutions, input scaling, output head and config
-checks they reuse:
+models in `pixelcnn.py`, whose masked convolutions, input map, output head and config
+checks they share (`causal.py`):
 
     x (1) -7x7 mask A-> h (C) -> [h + 1x1(LSTM(h))] x layers -> relu, 1x1, relu, 1x1 -> K logits
 
@@ -94,8 +94,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import PixelStepper, register
-from .pixelcnn import (MaskedConv2d, _as_matmul, _CachedConv, _CachedStepper, _PixelCNNFamily, _scale,
-                       horizontal_mask, pixelcnn_mask)
+from .causal import CachedConv, CachedStepper, CausalModel, MaskedConv2d, as_matmul, horizontal_mask, pixelcnn_mask
 
 
 # --- skewing (Diagonal BiLSTM) ---------------------------------------------------------------
@@ -137,7 +136,7 @@ def _open_forget_gates(bias: torch.Tensor) -> None:
         bias[size:2 * size] += 1.0
 
 
-class _PixelRNNFamily(_PixelCNNFamily):
+class _PixelRNNFamily(CausalModel):
     """The first 7x7 mask-A layer, `layers` recurrent layers of `layer_type`, the head."""
 
     kernel_keys = ("first_kernel",)                  # the recurrent layers have no kernel setting
@@ -148,11 +147,11 @@ class _PixelRNNFamily(_PixelCNNFamily):
         if self.config["layers"] < 1:
             raise ValueError(f"{self.name}: layers must be at least 1")
         c, k0 = self.config["channels"], self.config["first_kernel"]
-        self.first = MaskedConv2d(1, c, pixelcnn_mask(k0, "A"), (k0 // 2, k0 // 2))
+        self.first = MaskedConv2d(self.grid_input.channels, c, pixelcnn_mask(k0, "A"), (k0 // 2, k0 // 2))
         self.layers = nn.ModuleList(self.layer_type(c) for _ in range(self.config["layers"]))
 
-    def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.first(_scale(x))                    # (N, C, H, W)
+    def features_to_logits(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.first(features)                     # (N, C, H, W)
         for layer in self.layers:
             h = layer(h)
         return self._head(h).unsqueeze(2)            # (N, K, 1, H, W)
@@ -190,7 +189,8 @@ class RowLSTM(_PixelRNNFamily):
     name = "row_lstm"
     description = "PixelRNN Row LSTM"
     # Sized for CPU training (measured training times are in trained/README.md).
-    defaults = {"channels": 32, "layers": 2, "first_kernel": 7, "output": "bernoulli", "data_shape": [1, 28, 28]}
+    defaults = {"channels": 32, "layers": 2, "first_kernel": 7, "output": "bernoulli", "num_codes": 0,
+                "data_shape": [1, 28, 28]}
     layer_type = RowLSTMLayer
 
     def fast_stepper(self, n: int, y: torch.Tensor | None = None) -> PixelStepper:
@@ -254,7 +254,8 @@ class DiagonalBiLSTM(_PixelRNNFamily):
     description = "PixelRNN Diagonal BiLSTM"
     # Sized for CPU training: 55 sequential column steps per direction make it the slowest
     # model per parameter (measured training times are in trained/README.md).
-    defaults = {"channels": 16, "layers": 1, "first_kernel": 7, "output": "bernoulli", "data_shape": [1, 28, 28]}
+    defaults = {"channels": 16, "layers": 1, "first_kernel": 7, "output": "bernoulli", "num_codes": 0,
+                "data_shape": [1, 28, 28]}
     layer_type = DiagonalBiLSTMLayer
 
     def fast_stepper(self, n: int, y: torch.Tensor | None = None) -> PixelStepper:
@@ -269,7 +270,7 @@ def _recurrent(conv: nn.Conv1d) -> torch.Tensor:
     return torch.cat([w[:, :, 0], w[:, :, 1]], dim=1).t().contiguous()
 
 
-class _PixelRNNStepper(_CachedStepper):
+class _PixelRNNStepper(CachedStepper):
     """What both steppers share: the image buffer, the first mask-A layer and the head.
 
     A subclass keeps the recurrent state: `start_row` when a row starts, `layer_at` for one
@@ -280,9 +281,9 @@ class _PixelRNNStepper(_CachedStepper):
         super().__init__(model, n, model.config["first_kernel"] // 2)
         self.layers = model.layers
         self.channels = model.config["channels"]
-        self.first = _CachedConv(model.first)
+        self.first = CachedConv(model.first)
         # Along the current row, per column: the first layer's rows-above part (N, C) and its
-        # anchor-row window over the image (see _CachedConv.pixel_windows).
+        # anchor-row window over the image (see CachedConv.pixel_windows).
         self.first_above: list[torch.Tensor] = []
         self.first_windows: list[torch.Tensor] = []
 
@@ -316,8 +317,8 @@ class _RowLSTMStepper(_PixelRNNStepper):
     def __init__(self, model: RowLSTM, n: int) -> None:
         super().__init__(model, n)
         c, w, layers = self.channels, self.width, len(self.layers)
-        self.input_to_state = [_CachedConv(layer.input_to_state) for layer in self.layers]
-        self.residual = [_as_matmul(layer.residual) for layer in self.layers]
+        self.input_to_state = [CachedConv(layer.input_to_state) for layer in self.layers]
+        self.residual = [as_matmul(layer.residual) for layer in self.layers]
         inputs = [self.zeros(w + 2, c) for _ in range(layers)]   # padded by 1: column c at c + 1
         # Per layer, per column: where the input goes, and the input-to-state taps over it.
         self.input_slots = [list(row[:, 1:w + 1].unbind(1)) for row in inputs]
@@ -353,11 +354,11 @@ class _DiagonalStepper(_PixelRNNStepper):
         # Left to right, one product per pixel: [input, hidden above, hidden left] @ (3C, 4C).
         self.lr_weights = []
         for layer in self.layers:
-            weight, bias = _as_matmul(layer.left_to_right.input_to_state)
+            weight, bias = as_matmul(layer.left_to_right.input_to_state)
             self.lr_weights.append((torch.cat([weight, _recurrent(layer.left_to_right.state_to_state)]), bias))
-        self.rl_input = [_as_matmul(layer.right_to_left.input_to_state) for layer in self.layers]
+        self.rl_input = [as_matmul(layer.right_to_left.input_to_state) for layer in self.layers]
         self.rl_recurrent = [_recurrent(layer.right_to_left.state_to_state) for layer in self.layers]
-        self.residual = [_as_matmul(layer.residual) for layer in self.layers]
+        self.residual = [as_matmul(layer.residual) for layer in self.layers]
         self.inputs = [[self.zeros(w, c), self.zeros(w, c)] for _ in range(layers)]      # [above, current]
         self.lr_hidden = [[self.zeros(w, c), self.zeros(w, c)] for _ in range(layers)]   # [above, current]
         self.lr_left = [(self.zeros(c), self.zeros(c)) for _ in range(layers)]           # (h, cell) at col - 1
