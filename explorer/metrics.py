@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from . import sampling
 from .models.autoencoder import VAE, Autoencoder
 from .models.base import AutoregressiveModel
+from .models.vqvae import VQVAE, perplexity
 
 
 def _data_note(binary: bool) -> str:
@@ -192,6 +193,8 @@ def model_samples(model, n: int, seed: int = 0, batch_size: int = 1000, progress
         y = (torch.arange(s.start, s.stop) % model.num_classes).to(_device(model)) if model.num_classes else None
         if isinstance(model, AutoregressiveModel):
             out.append(sampling.sample(model, s.stop - s.start, y=y, generator=g).cpu())
+        elif model.kind == "discrete_latent":  # a VQ-VAE: codes from its prior, then the decoder
+            out.append(model.decode(sampling.sample_codes(model, s.stop - s.start, y=y, generator=g), y).cpu())
         else:
             z = model.sample_latent(s.stop - s.start, g).to(_device(model))
             out.append(model.decode(z, y).cpu())
@@ -266,6 +269,39 @@ def autoregressive_report(model: AutoregressiveModel, x: torch.Tensor, y: torch.
         "headline": "test_nll" if binary else "test_bits_per_dim",
         "how": {"test_nll": how_nats, "test_bits_per_dim": how_bpd},
     }
+
+
+@torch.no_grad()
+def codes_report(model: VQVAE, x: torch.Tensor, y: torch.Tensor | None = None, *, binary: bool = True,
+                 batch_size: int = 1000) -> dict[str, Any]:
+    """A VQ-VAE on test images: reconstruction (as for an autoencoder), codebook use, the
+    prior's cost of the code grids, and the bound on -log p(x) the two make together."""
+    out = reconstruction_report(model, x, y, binary=binary, batch_size=batch_size)
+    codes, prior = [], []
+    for s in _batches(len(x), batch_size):
+        yb = None if y is None else y[s].to(_device(model))
+        codes.append(model.encode(x[s].to(_device(model))))                      # (B, 7, 7)
+        prior.append(model.prior_nll(codes[-1], yb).double().cpu())
+        codes[-1] = codes[-1].cpu()
+    grid, prior_nats = torch.cat(codes), float(torch.cat(prior).mean())
+    where = f"{len(x)} images of {_data_note(binary)}"
+    out.update({
+        "test_prior_bits": prior_nats / math.log(2),
+        "test_nll_bound": out["test_recon_nll"] + prior_nats,
+        "codebook_perplexity": perplexity(grid, model.num_codes),
+        "codes_used": int(grid.unique().numel()),
+        "headline": "test_nll_bound",
+    })
+    out["how"].update({
+        "test_prior_bits": f"exact -log2 p(codes) of the prior, bits per {grid.shape[1]}x{grid.shape[2]} code grid "
+                           f"(the encoder's codes), mean over {where}",
+        "test_nll_bound": "test_recon_nll plus the prior's -log p(codes) in nats: an upper bound on -log p(x) "
+                          "per image (the ELBO of a deterministic one-hot encoder)",
+        "codebook_perplexity": f"exp(entropy of code usage) over the {grid.numel()} test-set code cells "
+                               f"({model.num_codes} codes)",
+        "codes_used": "distinct codes used by the test-set code grids",
+    })
+    return out
 
 
 # --- training replay: the class histogram of a GAN's fixed-seed samples, epoch by epoch ------

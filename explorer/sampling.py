@@ -27,7 +27,7 @@ from typing import Iterator
 
 import torch
 
-from .models.base import AutoregressiveModel, PixelStepper
+from .models.base import AutoregressiveModel, GenerativeModel, PixelStepper
 from .models.causal import CausalModel
 
 
@@ -177,6 +177,12 @@ def sample(model: AutoregressiveModel, n: int = 1, **kwargs) -> torch.Tensor:
         pass
     assert last is not None
     return last.image
+
+
+def sample_codes(model: GenerativeModel, n: int = 1, **kwargs) -> torch.Tensor:
+    """n code grids (N, h, w) long from a VQ-VAE's prior, drawn position by position (the
+    arguments of `sample_stream`); `model.decode` turns them into images."""
+    return sample(model.prior, n, **kwargs)[:, 0].long()
 
 
 def complete(model: AutoregressiveModel, image: torch.Tensor, known_mask: torch.Tensor, n: int = 1,

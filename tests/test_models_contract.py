@@ -31,6 +31,8 @@ TINY = {
     "gated_pixelcnn": {**_AR, "kernel": 3},
     "row_lstm": _AR,
     "diagonal_bilstm": _AR,
+    "vqvae": {"channels": 4, "embedding_dim": 3, "num_codes": 6,
+              "prior": {"channels": 6, "layers": 2, "first_kernel": 3, "kernel": 3}},
 }
 AUTOREGRESSIVE = sorted(n for n in REGISTRY if REGISTRY[n].kind == "autoregressive")
 # Every autoregressive family over each kind of grid it can model.
@@ -81,12 +83,16 @@ def test_save_and_load_round_trip(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(n for n in REGISTRY if REGISTRY[n].kind in ("latent", "discrete_latent")))
 def test_latent_models_decode_their_prior_into_images(name):
     model = tiny(name)
-    g = torch.Generator().manual_seed(0)
-    z = model.sample_latent(4, g)
+    def prior(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        if model.kind == "discrete_latent":
+            return sampling.sample_codes(model, 4, generator=g)        # (4, h, w) codes
+        return model.sample_latent(4, g)                                 # (4, D)
+    z = prior(0)
     images = model.decode(z, labels(model, 4))
     assert images.shape == (4, *model.data_shape)
     assert images.min() >= 0 and images.max() <= 1
-    again = model.decode(model.sample_latent(4, torch.Generator().manual_seed(0)), labels(model, 4))
+    again = model.decode(prior(0), labels(model, 4))
     assert torch.equal(images, again)                        # deterministic given a generator
     if model.has_encoder:
         codes = model.encode(images, labels(model, 4))

@@ -197,3 +197,16 @@ RECIPES.update({
     "row_lstm": Recipe(**_AUTOREGRESSIVE),
     "diagonal_bilstm": Recipe(**_AUTOREGRESSIVE),
 })
+
+
+# --- VQ-VAE and its prior ----------------------------------------------------------------------
+# One run trains both: every step updates encoder, decoder and codebook (EMA) on the batch,
+# and the prior on the batch's codes as they are (detached), so the prior ends trained on the
+# encoded training set of the final codebook's neighbourhood.
+
+def _vqvae_eval(model, x, y, binary: bool) -> dict[str, Any]:
+    return metrics.codes_report(model, x, y if model.num_classes else None, binary=binary)
+
+
+RECIPES["vqvae"] = Recipe(make_optimizers=_adam, step=_autoencoder_step, evaluate=_vqvae_eval,
+                          defaults={"lr": 1e-3, "batch_size": 128}, channels_last=True)  # 15% faster here
