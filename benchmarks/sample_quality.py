@@ -5,8 +5,8 @@
 
 For each data set, the shipped classifier (`trained/<dataset>-classifier.safetensors`, trained
 with `python -m train classifier`) labels --n samples of each latent model (decoded prior
-draws) and --n-autoregressive of each autoregressive model (pixel by pixel from the cached
-sampler), seed 0. A
+draws; a VQ-VAE's are code grids from its prior, decoded) and --n-autoregressive of each
+autoregressive model (pixel by pixel from the cached sampler), seed 0. A
 sample is legible when the classifier gives its top class probability >= 0.9; the same share
 of the test images is the reference ("test legible"). A class is covered when it gets at least
 2.5% of the samples. The Frechet distance compares the classifier's 128-d features of the
@@ -33,7 +33,7 @@ HOW = ("{n} samples (seed 0) scored by trained/{dataset}-classifier.safetensors:
        "class probability >= 0.9 (test images: {test_legible:.3f}); classes with >= 2.5% of samples; "
        "KL(class histogram || uniform) in nats; Frechet distance of its 128-d features to the {m} {kind} test "
        "images (not an Inception FID); floor = the same distance from {m} {kind} train images")
-KINDS = ("latent", "autoregressive")
+KINDS = ("latent", "autoregressive", "discrete_latent")
 
 
 def is_binary(model) -> bool:

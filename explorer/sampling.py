@@ -185,6 +185,32 @@ def sample_codes(model: GenerativeModel, n: int = 1, **kwargs) -> torch.Tensor:
     return sample(model.prior, n, **kwargs)[:, 0].long()
 
 
+@dataclass
+class CodeStep:
+    """One step of a VQ-VAE's generation: the code at step.(row, col) has just been drawn."""
+
+    codes: torch.Tensor    # (N, h, w) long: the codes drawn so far, -1 where none is drawn yet
+    image: torch.Tensor    # (N, C, H, W) in [0, 1]: the decoder's picture of them, cells not
+    #                        drawn yet filled with the blank code (what an empty image encodes to)
+    step: PixelStep        # the prior's step: position, distribution over the K codes
+
+
+def code_stream(model: GenerativeModel, n: int = 1, **kwargs) -> Iterator[CodeStep]:
+    """A VQ-VAE's generation as a stream: the prior draws codes one at a time (the arguments
+    of `sample_stream`), and after each the decoder redraws the whole image."""
+    blank = model.blank_code()
+    stream = sample_stream(model.prior, n, **kwargs)   # bad arguments fail here, at the call
+
+    def steps() -> Iterator[CodeStep]:
+        for step in stream:
+            drawn = torch.arange(step.total, device=step.image.device).view(step.image.shape[2:]) <= step.index
+            codes = torch.where(drawn, step.image[:, 0].long(), -1)                          # (N, h, w)
+            with torch.no_grad():
+                image = model.decode(torch.where(drawn, codes, blank))
+            yield CodeStep(codes=codes, image=image, step=step)
+    return steps()
+
+
 def complete(model: AutoregressiveModel, image: torch.Tensor, known_mask: torch.Tensor, n: int = 1,
              **kwargs) -> torch.Tensor:
     """n completions (N, C, H, W) of one partly given image: pixels under the mask are kept."""

@@ -172,3 +172,31 @@ def test_cli_trains_a_tiny_vqvae(tmp_path):
     assert ckpt.model.name == "vqvae" and ckpt.model.ema_count.sum() > 0
     assert {"test_recon_nll", "test_prior_bits", "test_nll_bound", "codebook_perplexity"} <= set(ckpt.metrics)
     assert ckpt.training["channels_last"] is True
+
+
+def test_code_stream_draws_codes_one_at_a_time_and_redecodes():
+    model = tiny().eval()
+    steps = list(sampling.code_stream(model, 2, generator=torch.Generator().manual_seed(3)))
+    assert len(steps) == 49
+    final = sampling.sample_codes(model, 2, generator=torch.Generator().manual_seed(3))
+    for i in (0, 20, 48):
+        codes = steps[i].codes.flatten(1)
+        assert codes[:, :i + 1].ge(0).all() and codes[:, i + 1:].eq(-1).all()   # not drawn yet: -1
+        assert torch.equal(codes[:, :i + 1], final.flatten(1)[:, :i + 1])
+        filled = torch.where(steps[i].codes >= 0, steps[i].codes, model.blank_code())
+        assert torch.equal(steps[i].image, model.decode(filled))
+    assert torch.equal(steps[-1].codes, final)
+    with pytest.raises(ValueError, match="temperature"):
+        sampling.code_stream(model, 1, temperature=0)
+
+
+def test_a_class_conditional_prior_takes_labels():
+    model = tiny(num_classes=3).eval()
+    assert model.prior.num_classes == 3
+    torch.nn.init.normal_(model.prior.layers[0].class_bias.weight)
+    codes = model.encode(binary_images(2))
+    assert not torch.allclose(model.prior_nll(codes, torch.tensor([0, 0])), model.prior_nll(codes, torch.tensor([1, 1])))
+    with pytest.raises(ValueError, match="class-conditional"):
+        model.prior_nll(codes)
+    drawn = sampling.sample_codes(model, 2, y=2, generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (2, 7, 7)

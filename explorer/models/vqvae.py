@@ -157,6 +157,11 @@ class VQVAE(GenerativeModel):
         """Codes (N, 7, 7) -> images (N, 1, 28, 28) in [0, 1] (the decoder's probabilities)."""
         return torch.sigmoid(self.decode_logits(codes, y))
 
+    @torch.no_grad()
+    def blank_code(self) -> int:
+        """The code of empty background: what the corner of an all-zero image encodes to."""
+        return int(self.encode(torch.zeros(1, *self.data_shape, device=self.codebook.device))[0, 0, 0])
+
     @staticmethod
     def as_grid(codes: torch.Tensor) -> torch.Tensor:
         """Codes (N, h, w) long -> the prior's grid (N, 1, h, w) of floats (see `causal.GridInput`)."""
