@@ -200,3 +200,31 @@ def test_a_class_conditional_prior_takes_labels():
         model.prior_nll(codes)
     drawn = sampling.sample_codes(model, 2, y=2, generator=torch.Generator().manual_seed(0))
     assert drawn.shape == (2, 7, 7)
+
+
+def test_the_second_stage_fits_the_prior_on_frozen_codes(tmp_path):
+    data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=16)
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    common = ["--set", "channels=4", "embedding_dim=3", "num_codes=6",
+              'prior={"channels": 6, "layers": 2, "first_kernel": 3}', "--epochs", "1", "--data-dir", str(data),
+              "--state-dir", str(tmp_path / "runs"), "--batch-size", "32", "--no-progress"]
+    assert train_main(["vqvae", *common, "--out", str(first)]) == 0
+    common[common.index("--set") + 1:common.index("--set") + 1] = ["fit=prior"]
+    assert train_main(["vqvae", *common, "--out", str(second), "--init", str(first)]) == 0
+    a, b = checkpoints.load(first), checkpoints.load(second)
+    for key, value in a.model.state_dict().items():
+        if key.startswith("prior."):
+            continue
+        assert torch.equal(value, b.model.state_dict()[key]), key       # encoder, codebook, decoder kept
+    assert any(not torch.equal(a.model.state_dict()[k], v) for k, v in b.model.state_dict().items()
+               if k.startswith("prior."))                                 # the prior learnt
+    assert b.training["started_from"]["checkpoint"] == first.name
+    assert b.training["started_from"]["command"] == a.training["command"]
+    assert b.metrics["test_recon_nll"] == pytest.approx(a.metrics["test_recon_nll"])
+
+
+def test_init_refuses_another_model(tmp_path):
+    path = tmp_path / "vae.safetensors"
+    checkpoints.save(path, build("vae", {"hidden": 16, "channels": 4}), dataset="mnist")
+    with pytest.raises(SystemExit, match="holds a vae"):
+        train_main(["vqvae", "--epochs", "1", "--out", str(tmp_path / "x.safetensors"), "--init", str(path)])

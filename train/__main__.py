@@ -4,6 +4,7 @@ Examples
   python -m train vae --dataset mnist --epochs 100 --out trained/mnist-vae.safetensors
   python -m train vae --dataset mnist --epochs 100 --out trained/mnist-vae.safetensors --resume
   python -m train vae --set latent_dim=2 --dataset mnist --epochs 30 --out trained/mnist-vae2d.safetensors
+  python -m train vqvae --set fit=prior --init runs/mnist-vqvae-ae.safetensors --epochs 5 --out trained/mnist-vqvae.safetensors
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--resume", action="store_true",
                    help="continue from <state-dir>/<out stem>.resume.safetensors if present")
+    p.add_argument("--init", type=Path, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (same model; fresh optimizer), e.g. a VQ-VAE "
+                        "whose prior is refit on frozen codes with --set fit=prior")
     p.add_argument("--state-dir", type=Path, default=Path("runs"),
                    help="where the resume state (optimizer, RNG, epoch) is kept (default: runs/)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, out=a.out, model_config=parse_set(a.set),
                     batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, precision=a.precision,
                     channels_last=a.channels_last, resume=a.resume,
-                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, progress=not a.no_progress,
+                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, init=a.init, progress=not a.no_progress,
                     command="python -m train " + shlex.join(argv))
     try:
         fit(cfg)

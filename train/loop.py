@@ -56,6 +56,7 @@ class RunConfig:
     data_dir: str | None = None
     limit: int | None = None         # use only the first N training images (quick runs)
     state_dir: Path = Path("runs")   # where the resume state goes
+    init: Path | None = None         # start from this checkpoint's weights (same model; fresh optimizer)
     command: str = ""
     progress: bool = True
 
@@ -102,6 +103,21 @@ def _unflatten_optimizers(opts: Optimizers, tensors: dict[str, torch.Tensor], me
         opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
 
 
+def _warm_start(model: GenerativeModel, path: Path) -> dict[str, Any]:
+    """Load a checkpoint's weights into `model` (same model name, same layers; the config may
+    differ in what it trains, e.g. a VQ-VAE's prior refit on frozen codes). A resumed run
+    then overwrites them with its own. Returns what the model card says about the start."""
+    start = checkpoints.load(path)
+    if start.model.name != model.name:
+        raise SystemExit(f"--init {path}: holds a {start.model.name}, not a {model.name}")
+    try:
+        model.load_state_dict(start.model.state_dict())
+    except RuntimeError as err:
+        raise SystemExit(f"--init {path}: its weights do not fit this config: {err}") from None
+    keys = ("command", "epochs", "seconds", "precision", "threads", "device")
+    return {"checkpoint": Path(path).name, "config": start.model.config, **{k: start.training.get(k) for k in keys}}
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 def fit(cfg: RunConfig) -> GenerativeModel:
@@ -126,6 +142,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.model_config).to(device, memory_format=precision_.memory_format(channels_last))
+    started_from = _warm_start(model, cfg.init) if cfg.init else None
     opts = recipe.make_optimizers(model, hp)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
@@ -203,9 +220,12 @@ def fit(cfg: RunConfig) -> GenerativeModel:
                     "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
                     "seed": cfg.seed, "binarized": binarize,
                     "train_images": n, "torch": torch.__version__, **hp}
+        if started_from:
+            training["started_from"] = started_from
         opt_tensors, opt_meta = _flatten_optimizers(opts)
         run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
-               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir)}}
+               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
+                       "init": str(cfg.init) if cfg.init else None}}
         # Checkpoint first, resume state second: a kill between the two leaves the state one
         # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
         # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)

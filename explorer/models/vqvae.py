@@ -29,7 +29,9 @@ forward and z_e going back (sg: stop-gradient).
 Loss per image (nats): -log p(x | z_q) (Bernoulli decoder) + beta * ||z_e - sg(z_q)||^2 (the
 commitment term keeps the encoder near its codes) + -log p_prior(sg(codes)) (the prior, on
 the codes of the training images as they are; the codes are integers, so the prior shapes
-neither encoder nor codebook).
+neither encoder nor codebook). While the codebook still moves, the prior chases it; a second
+stage (config fit="prior", `python -m train vqvae --init <first stage> --set fit=prior`)
+freezes encoder, codebook and decoder and fits the prior alone, on the encoded training set.
 
 The codebook learns by exponential moving averages, not by gradient (the paper's appendix).
 With n_k the number of cells assigned to code k in a batch and s_k the sum of their z_e:
@@ -96,7 +98,7 @@ class VQVAE(GenerativeModel):
     has_encoder = True
     likelihood = "bound"
     defaults = {"channels": 32, "embedding_dim": 16, "num_codes": 128, "beta": 0.25, "decay": 0.99,
-                "dead_below": 1.0, "num_classes": 0,
+                "dead_below": 1.0, "num_classes": 0, "fit": "all",
                 "prior": {"channels": 48, "layers": 5, "first_kernel": 5, "kernel": 3},
                 "data_shape": [1, 28, 28]}
     grid = (7, 7)   # code grid of a 28x28 image: two stride-2 convolutions
@@ -108,6 +110,8 @@ class VQVAE(GenerativeModel):
             raise ValueError(f"{self.name} is built for 1x28x28 images, not {self.data_shape}")
         if k < 2:
             raise ValueError(f"{self.name}: num_codes must be at least 2")
+        if self.config["fit"] not in ("all", "prior"):
+            raise ValueError(f"{self.name}: fit must be 'all' or 'prior', not {self.config['fit']!r}")
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c, 4, 2, 1), nn.ReLU(),              # (N, c, 14, 14)
             nn.Conv2d(c, 2 * c, 4, 2, 1),                     # (N, 2c, 7, 7)
@@ -203,7 +207,14 @@ class VQVAE(GenerativeModel):
         """Reconstruction + beta * commitment + the prior's NLL of the (detached) codes, per image.
 
         In training mode each call also moves the codebook one EMA step (see the module docstring).
+        With config fit="prior" (a second stage, started from a trained VQ-VAE) encoder, codebook
+        and decoder stay as they are, and only the prior learns, on a fixed code for every image.
         """
+        if self.config["fit"] == "prior":
+            with torch.no_grad():
+                codes = self.encode(x)
+            prior = self.prior_nll(codes, y)
+            return {"loss": prior.mean(), "prior_nll": prior.mean().detach()}
         z_e = self.encoder(x)                                      # (N, D, 7, 7)
         codes = self.quantize(z_e)                                 # (N, 7, 7)
         z_q = self.embed(codes).to(z_e.dtype)                      # (N, D, 7, 7), no gradient
