@@ -65,3 +65,18 @@ def test_the_card_opens_with_hub_metadata(tmp_path):
     assert card.startswith("---\n") and "# Shipped checkpoints" in card.split("---\n")[2]
     assert {"license: mit", "library_name: pytorch", "- safetensors", "- wgan-gp", "- ylecun/mnist"} <= set(header)
     assert "- zalando-datasets/fashion_mnist" not in header  # only the data sets of the files there
+
+
+def test_a_warm_started_run_names_the_run_it_started_from(tmp_path):
+    _save(tmp_path, epochs=70, requested=70)
+    path = tmp_path / "mnist-wgan_gp.safetensors"
+    ckpt = checkpoints.load(path)
+    first = "python -m train wgan_gp --epochs 8 --out runs/first.safetensors"
+    checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
+                     training={**ckpt.training, "started_from": {
+                         "checkpoint": "first.safetensors", "command": first, "epochs": 2, "seconds": 960,
+                         "device": "cpu", "threads": 1, "precision": "fp32"}})
+    card = model_card.render(tmp_path)
+    assert ("It started from the weights of `first.safetensors` (the --init above), trained for 2 epochs "
+            "(of 8 asked) in 16 min on cpu (1 thread(s), float32) with:") in card
+    assert f"    LATENT_EXPLORER_DATA=../shared/data {first}\n" in card

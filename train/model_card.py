@@ -99,6 +99,15 @@ def render(folder: Path) -> str:
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
+        start = t.get("started_from")
+        if start:  # a warm start (--init): the run that made the starting weights
+            asked = _epochs_in(start.get("command") or "")
+            parts.append(f"It started from the weights of `{start.get('checkpoint')}` (the --init above), trained for "
+                         f"{start.get('epochs')} epochs" + (f" (of {asked} asked)" if asked and asked != start.get("epochs")
+                                                            else "")
+                         + f" in {(start.get('seconds') or 0) / 60:.0f} min on {start.get('device')} "
+                         f"({start.get('threads')} thread(s), {_precision(start)}) with:\n")
+            parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {start.get('command')}\n")
     return "\n".join(parts)
 
 
