@@ -228,3 +228,18 @@ def test_init_refuses_another_model(tmp_path):
     checkpoints.save(path, build("vae", {"hidden": 16, "channels": 4}), dataset="mnist")
     with pytest.raises(SystemExit, match="holds a vae"):
         train_main(["vqvae", "--epochs", "1", "--out", str(tmp_path / "x.safetensors"), "--init", str(path)])
+
+
+def test_init_starts_a_class_conditional_prior_from_an_unconditional_model(tmp_path):
+    data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=16)
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    common = ["--epochs", "1", "--data-dir", str(data), "--state-dir", str(tmp_path / "runs"), "--batch-size", "32",
+              "--no-progress"]
+    tiny_set = ["channels=4", "embedding_dim=3", "num_codes=6", 'prior={"channels": 6, "layers": 2, "first_kernel": 3}']
+    assert train_main(["vqvae", "--set", *tiny_set, "--out", str(first), *common]) == 0
+    assert train_main(["vqvae", "--set", *tiny_set, "fit=prior", "num_classes=10", "--out", str(second),
+                       "--init", str(first), *common]) == 0
+    b = checkpoints.load(second)
+    assert b.model.prior.num_classes == 10
+    assert b.training["started_from"]["fresh"] == ["prior.layers.0.class_bias.weight",
+                                                   "prior.layers.1.class_bias.weight"]

@@ -104,18 +104,25 @@ def _unflatten_optimizers(opts: Optimizers, tensors: dict[str, torch.Tensor], me
 
 
 def _warm_start(model: GenerativeModel, path: Path) -> dict[str, Any]:
-    """Load a checkpoint's weights into `model` (same model name, same layers; the config may
-    differ in what it trains, e.g. a VQ-VAE's prior refit on frozen codes). A resumed run
-    then overwrites them with its own. Returns what the model card says about the start."""
+    """Load a checkpoint's weights into `model`: every tensor whose name and shape match (same
+    model name; the config may differ in what it trains or adds, e.g. a VQ-VAE's prior refit
+    on frozen codes, perhaps class-conditional). The rest keep their fresh initial values and
+    are named, here and in the metadata. A resumed run then overwrites all with its own.
+    Returns what the model card says about the start."""
     start = checkpoints.load(path)
     if start.model.name != model.name:
         raise SystemExit(f"--init {path}: holds a {start.model.name}, not a {model.name}")
-    try:
-        model.load_state_dict(start.model.state_dict())
-    except RuntimeError as err:
-        raise SystemExit(f"--init {path}: its weights do not fit this config: {err}") from None
+    theirs, ours = start.model.state_dict(), model.state_dict()
+    fitting = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    if not fitting:
+        raise SystemExit(f"--init {path}: none of its weights fit this config")
+    model.load_state_dict(fitting, strict=False)
+    fresh = sorted(set(ours) - set(fitting))
+    if fresh:
+        print(f"--init {path}: {len(fitting)} tensors loaded; fresh: {', '.join(fresh)}")
     keys = ("command", "epochs", "seconds", "precision", "threads", "device")
-    return {"checkpoint": Path(path).name, "config": start.model.config, **{k: start.training.get(k) for k in keys}}
+    return {"checkpoint": Path(path).name, "config": start.model.config, "fresh": fresh,
+            **{k: start.training.get(k) for k in keys}}
 
 
 # --- the run ---------------------------------------------------------------------------------
