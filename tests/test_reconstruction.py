@@ -22,11 +22,13 @@ def test_models_with_an_encoder_are_compared_on_the_same_test_set(fake_data, tmp
         checkpoints.save(folder / f"{stem}.safetensors", model.eval(), dataset="mnist",
                          training={"binarized": True})
     report = tmp_path / "reconstruction.md"
-    rows = dict(reconstruction.main(["--trained", str(folder), "--data-dir", str(fake_data), "--threads", "1",
+    rows = list(reconstruction.main(["--trained", str(folder), "--data-dir", str(fake_data), "--threads", "1",
                                      "--report", str(report)]))
-    assert set(rows) == {"mnist-vae", "mnist-vqvae"}
-    x = data.fixed_binarized_test(data.load_split("mnist", "test", fake_data).images)
-    expected = metrics.reconstruction_report(checkpoints.load(folder / "mnist-vqvae.safetensors").model, x)
-    assert rows["mnist-vqvae"]["test_recon_nll"] == pytest.approx(expected["test_recon_nll"])
+    assert [name for name, _ in rows] == ["mnist-vae", "mnist-vae", "mnist-vqvae", "mnist-vqvae"]
+    images = data.load_split("mnist", "test", fake_data).images
+    model = checkpoints.load(folder / "mnist-vqvae.safetensors").model
+    for (_, row), x in zip(rows[2:], (data.fixed_binarized_test(images), data.to_float(images))):
+        assert row["test_recon_nll"] == pytest.approx(metrics.reconstruction_report(model, x)["test_recon_nll"])
     text = report.read_text()
-    assert "| mnist-vqvae | vqvae | mnist (binarized) |" in text and "dcgan" not in text
+    assert "| mnist-vqvae | vqvae | mnist binarized | fixed binarized |" in text
+    assert "| mnist-vqvae | vqvae | mnist binarized | grey |" in text and "dcgan" not in text
