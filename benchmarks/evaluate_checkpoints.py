@@ -6,7 +6,8 @@ For VAEs: the negative ELBO and the importance-weighted bound on -log p(x) with 
 (Burda et al. 2016), in nats per image; on MNIST both use the fixed binarized test set, so
 they are comparable with the literature. For the AE: reconstruction error. For
 autoregressive models (PixelCNN, PixelRNN): the exact -log p(x), in nats per image on the
-fixed binarized MNIST test set and in bits per dimension on 8-bit data. `--write-metadata`
+fixed binarized MNIST test set and in bits per dimension on 8-bit data. For a VQ-VAE: its
+reconstruction, codebook perplexity, the prior's bits per code grid and the bound they make. `--write-metadata`
 stores the figures (and how they were measured) in each checkpoint's metadata, from which
 `python -m train.model_card` renders trained/README.md.
 """
@@ -40,6 +41,8 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
     y = test.labels if model.num_classes else None
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
+    if model.kind == "discrete_latent":   # a VQ-VAE: reconstruction, codebook use, prior bits, their bound
+        return metrics.codes_report(model, x, y, binary=binary)
     if model.kind == "autoregressive":
         x = model.as_input(x)   # the 256 levels exactly for an 8-bit model
         return metrics.autoregressive_report(model, x, y, binary=binary)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
 
     rows = []
-    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, ("latent", "autoregressive")):
+    for name, path, ckpt in report.selected_checkpoints(a.trained, a.only, ("latent", "autoregressive", "discrete_latent")):
         if ckpt.model.kind == "latent" and not ckpt.model.has_encoder:
             continue  # GANs have no likelihood: benchmarks.sample_quality scores them
         result = evaluate(ckpt, a.data_dir, a.k, a.limit)

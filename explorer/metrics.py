@@ -295,8 +295,10 @@ def codes_report(model: VQVAE, x: torch.Tensor, y: torch.Tensor | None = None, *
     out["how"].update({
         "test_prior_bits": f"exact -log2 p(codes) of the prior, bits per {grid.shape[1]}x{grid.shape[2]} code grid "
                            f"(the encoder's codes), mean over {where}",
-        "test_nll_bound": "test_recon_nll plus the prior's -log p(codes) in nats: an upper bound on -log p(x) "
-                          "per image (the ELBO of a deterministic one-hot encoder)",
+        "test_nll_bound": ("test_recon_nll plus the prior's -log p(codes) in nats: an upper bound on -log p(x) "
+                           "per image (the ELBO of a deterministic one-hot encoder)" if binary else
+                           "test_recon_nll plus the prior's -log p(codes) in nats, on grey images: a training "
+                           "score, not a bound on a likelihood (the Bernoulli decoder term is not one on grey levels)"),
         "codebook_perplexity": f"exp(entropy of code usage) over the {grid.numel()} test-set code cells "
                                f"({model.num_codes} codes)",
         "codes_used": "distinct codes used by the test-set code grids",

@@ -3,10 +3,11 @@ are the models' own likelihoods on the right test set."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks import evaluate_checkpoints
-from explorer import checkpoints, data
+from explorer import checkpoints, data, metrics
 
 
 def test_autoregressive_models_get_their_exact_test_nll(tiny_trained_dir, fake_data, tmp_path):
@@ -33,3 +34,18 @@ def test_an_8bit_model_is_scored_in_bits_per_dimension(tiny_trained_dir, tmp_pat
         nats = float(-ckpt.model.log_prob(torch.round(x * 255) / 255).mean())
     assert result["headline"] == "test_bits_per_dim"
     assert abs(result["test_bits_per_dim"] - nats / (784 * torch.log(torch.tensor(2.0)).item())) < 1e-4
+
+
+def test_a_vqvae_gets_its_codes_report(fake_data, tmp_path):
+    from explorer.models import build
+
+    folder = tmp_path / "trained"
+    model = build("vqvae", {"channels": 4, "embedding_dim": 3, "num_codes": 6,
+                            "prior": {"channels": 6, "layers": 2, "first_kernel": 3}}).eval()
+    checkpoints.save(folder / "mnist-vqvae.safetensors", model, dataset="mnist", training={"binarized": False})
+    evaluate_checkpoints.main(["--trained", str(folder), "--data-dir", str(fake_data), "--k", "0", "--threads", "1",
+                               "--report", str(tmp_path / "report.md"), "--write-metadata"])
+    stored = checkpoints.load(folder / "mnist-vqvae.safetensors").metrics
+    x = data.to_float(data.load_split("mnist", "test", fake_data).images)       # trained on grey: grey test images
+    assert stored["test_nll_bound"] == pytest.approx(metrics.codes_report(model, x, binary=False)["test_nll_bound"])
+    assert "not a bound on a likelihood" in stored["how"]["test_nll_bound"]
