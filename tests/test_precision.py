@@ -25,6 +25,7 @@ TINY_CONFIGS = {
     "gated_pixelcnn": {"channels": 4, "layers": 2, "first_kernel": 3, "num_classes": 10},
     "row_lstm": {"channels": 4, "layers": 1, "first_kernel": 3},
     "diagonal_bilstm": {"channels": 4, "layers": 1, "first_kernel": 3},
+    "vqvae": {"channels": 4, "embedding_dim": 3, "num_codes": 6, "prior": {"channels": 6, "layers": 2, "first_kernel": 3}},
 }
 
 

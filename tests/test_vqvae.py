@@ -11,7 +11,7 @@ import torch
 from explorer import checkpoints, metrics, sampling
 from explorer.models import build
 from explorer.models.vqvae import perplexity
-from tests.conftest import write_fake_dataset
+from tests.helpers import write_fake_dataset
 from train.__main__ import main as train_main
 
 TINY = {"channels": 4, "embedding_dim": 3, "num_codes": 6, "prior": {"channels": 6, "layers": 2, "first_kernel": 3}}
