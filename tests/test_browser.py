@@ -50,10 +50,15 @@ def test_moving_a_grid_slider_redraws_the_grid(url: str, tmp_path: Path):
             assert before and "file=" in before
 
             slider = page.get_by_label("range slider for y-axis dimension")
-            assert slider.input_value() == "1"
-            slider.focus()
-            slider.press("ArrowRight")  # y-axis: dimension 1 -> 2
-            assert slider.input_value() == "2"
+            # The grid opens on the model's two strongest dimensions: move one axis by one step
+            # to a dimension the other axis is not on (equal axes are refused).
+            x_slider = page.get_by_label("range slider for x-axis dimension")
+            y, x, top = int(slider.input_value()), int(x_slider.input_value()), int(slider.get_attribute("max"))
+            moves = [(slider, y, y + d, x) for d in (1, -1)] + [(x_slider, x, x + d, y) for d in (1, -1)]
+            moved, start, target, _ = next(m for m in moves if 0 <= m[2] <= top and m[2] != m[3])
+            moved.focus()
+            moved.press("ArrowRight" if target > start else "ArrowLeft")
+            assert int(moved.input_value()) == target
             page.wait_for_function(
                 "before => { const img = document.querySelector('#latent-grid img');"
                 " return img && img.src && !img.src.endsWith(before.split('file=')[1]); }",
