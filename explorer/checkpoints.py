@@ -147,11 +147,20 @@ def _decode_metadata(path: Path, meta: dict[str, str]) -> dict[str, Any]:
             f"(metadata 'format' is {meta.get('format')!r}, expected {FORMAT!r})"
         )
     out: dict[str, Any] = {"format": FORMAT, "model": meta.get("model"), "dataset": meta.get("dataset")}
+    for key in ("model", "dataset"):
+        if not isinstance(out[key], str) or not out[key]:
+            raise CheckpointError(f"{path}: metadata field {key!r} is missing or empty")
     for key in JSON_KEYS:
         try:
             out[key] = json.loads(meta.get(key, "{}"))
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:
             raise CheckpointError(f"{path}: metadata field {key!r} is not valid JSON ({err})") from None
+        expected = list if key == "data_shape" else dict
+        if key == "data_shape" and out[key] == {}:
+            continue  # older files may lack it; the model's config says the shape
+        if not isinstance(out[key], expected):
+            raise CheckpointError(f"{path}: metadata field {key!r} should hold a JSON "
+                                  f"{'list' if expected is list else 'object'}, not {type(out[key]).__name__}")
     return out
 
 
@@ -168,6 +177,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
         model.load_state_dict(tensors, strict=True)
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: weights do not fit model {name!r} with its stored config: {err}") from None
+    broken = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointError(f"{path}: the weights hold NaN or infinite values ({', '.join(broken[:3])}"
+                              f"{', ...' if len(broken) > 3 else ''}); the training run diverged or the file is damaged")
     model.to(device).eval()
     return Checkpoint(path=path, model=model, dataset=meta["dataset"], metrics=meta["metrics"],
                       history=meta["history"], training=meta["training"], extra=meta["extra"])

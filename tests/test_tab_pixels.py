@@ -175,13 +175,13 @@ def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog, services
     with pytest.raises(AppError, match="less than minimum value 0.05"):
         client.predict(*view_args(temperature=0), 5, api_name="/pixel_view")
     # The same checks behind the sliders, for callers of the library function.
-    with pytest.raises(ValueError, match="between 1 and 16 samples"):
+    with pytest.raises(ValueError, match="samples must lie between 1 and 16"):
         pixels.request(catalog, *view_args(samples=17))
     with pytest.raises(ValueError, match="temperature must lie"):
         pixels.request(catalog, *view_args(temperature=3.0))
     with pytest.raises(AppError, match="Pick, upload or draw an image to complete"):
         client.predict(*view_args(given_rows=5), 5, api_name="/pixel_view")
-    with pytest.raises(ValueError, match="Pixels per frame"):
+    with pytest.raises(ValueError, match="pixels per frame"):
         next(pixels.play(services, *view_args(), 5, 0))
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoints, latent
+from .. import checkpoints, latent, packing
 from ..checkpoints import Checkpoint, CheckpointError
 from ..data import DataError, Split, class_names, load_split, resolve_data_dir
 from ..models.base import LatentModel
@@ -28,6 +28,36 @@ from ..models.base import LatentModel
 log = logging.getLogger(__name__)
 
 KINDS = ("latent", "autoregressive")
+
+
+# Files a checkpoint folder may hold besides checkpoints, without a notice.
+QUIET_SUFFIXES = (".md", ".txt", ".json", ".gitattributes", ".gitignore", ".tmp")
+
+
+def other_files(folder: Path) -> list[Path]:
+    """Files in `folder` that are neither checkpoints, resume states nor documentation."""
+    if not folder.is_dir():
+        return []
+    shelved = set(checkpoints.checkpoint_files(folder))
+    return sorted(p for p in folder.iterdir() if p.is_file() and p not in shelved
+                  and not p.name.endswith(checkpoints.RESUME_SUFFIX) and not p.name.startswith(".")
+                  and not p.name.endswith(QUIET_SUFFIXES))
+
+
+def damaged_replay(ckpt: Checkpoint) -> None:
+    """A CheckpointError where the file's training replay (a GAN's) cannot be unpacked."""
+    replay = ckpt.history.get("replay")
+    if not replay:
+        return
+    try:
+        if not isinstance(replay, list) or not all(isinstance(t, str) for t in replay):
+            raise ValueError("it is not a list of packed frames")
+        frames = packing.unpack_replay(replay, tuple(ckpt.model.data_shape))
+        epochs = ckpt.history.get("epoch")
+        if isinstance(epochs, list) and len(epochs) == len(frames):
+            [int(e) for e in epochs]  # the replay numbers its frames with these
+    except (ValueError, TypeError, RuntimeError) as err:  # binascii.Error is a ValueError
+        raise CheckpointError(f"{ckpt.path}: its training replay is damaged ({err})") from None
 
 
 @dataclass
@@ -59,14 +89,17 @@ class Catalog:
         autoregressive: dict[str, Checkpoint] = {}
         notices: list[str] = []
         files = checkpoints.checkpoint_files(folder)
+        notices += [f"Ignored {p.name}: not a .safetensors checkpoint (the app never loads pickled or other "
+                    "files)." for p in other_files(folder)]
         if not files:
             notices.append(f"No checkpoints found in the folder {folder.name}/: train one with `python -m train ...`.")
         for path in files:
             try:
                 ckpt = checkpoints.load(path)
+                damaged_replay(ckpt)
             except CheckpointError as err:
                 # The file's name, not its path: the page never shows where the server keeps files.
-                notices.append(f"Skipped {path.name}: {str(err).replace(f'{path}: ', '')}")
+                notices.append(f"Skipped {path.name}: {str(err).replace(f'{path}: ', '').replace(str(folder), '')}")
                 continue
             if isinstance(ckpt.model, LatentModel):
                 latent_models[ckpt.name] = ckpt
@@ -100,6 +133,8 @@ class Catalog:
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         shelves = [self.latent, self.autoregressive] if kind is None else [getattr(self, kind)]
+        if not isinstance(name, str):  # an API caller may send anything: a list, a number
+            name = None
         for shelf in shelves:
             if name and name in shelf:
                 return shelf[name]

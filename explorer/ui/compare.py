@@ -16,6 +16,7 @@ from PIL import Image
 
 from .. import latent, render
 from .catalog import Catalog
+from . import inputs
 from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, label_or_none, user_errors
 from .grid import SIZE_RANGE, SPAN_RANGE, fit_dims
 
@@ -46,21 +47,19 @@ def default_pair(catalog: Catalog) -> tuple[str | None, str | None]:
 def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, span: float,
                size: Any, fixed: str, seed: Any, label: Any) -> tuple[Image.Image, Image.Image]:
     """Two labelled grids, one per model, at the same standardised fixed code."""
+    left, right = inputs.model_name(catalog, left, "latent"), inputs.model_name(catalog, right, "latent")
     models = [catalog.checkpoint(left, "latent").model, catalog.checkpoint(right, "latent").model]
     dims = min(m.latent_dim for m in models)
     if dims < 2:
         raise ValueError("Both models need at least two latent dimensions for a grid.")
     dx, dy = fit_dims(dim_x, dim_y, dims)
-    size = int(size)
-    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
-        raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
+    size = inputs.count(size, "grid size", *SIZE_RANGE)
+    span = inputs.number(span, "range", *SPAN_RANGE)
     widest = max(m.latent_dim for m in models)
     if fixed == BASE_MEAN:
         u = latent.standard_draw(widest, 0).zero_()
     elif fixed == BASE_RANDOM:
-        if seed is None:
-            raise ValueError("Enter a seed (a whole number) for the random draw.")
-        u = latent.standard_draw(widest, int(seed))
+        u = latent.standard_draw(widest, inputs.seed(seed))
     else:
         raise ValueError(f"Unknown choice for the fixed dimensions: {fixed!r}.")
     pictures = []
@@ -81,6 +80,7 @@ def smaller_code(catalog: Catalog, left: str, right: str) -> int:
 def controls(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any
              ) -> tuple[gr.Slider, gr.Slider, gr.Dropdown]:
     """Slider ranges for the smaller code space of the pair; a class picker if one is conditional."""
+    left, right = inputs.model_name(catalog, left, "latent"), inputs.model_name(catalog, right, "latent")
     dims = smaller_code(catalog, left, right)
     dx, dy = fit_dims(dim_x, dim_y, max(dims, 2))
     conditional = [n for n in (left, right) if catalog.checkpoint(n, "latent").model.num_classes]

@@ -16,6 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from .. import intake
+from . import inputs
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay
 from .catalog import Catalog
 from .services import Services
@@ -54,6 +55,7 @@ def select_model(services: Services, name: str, dim_x: Any, dim_y: Any, grid_lab
     """What changes with the model: its description, the dimension sliders' range (set to the
     model's two strongest dimensions), the class pickers."""
     catalog = services.catalog
+    name = inputs.model_name(catalog, name, "latent")
     model = catalog.checkpoint(name, "latent").model
     top = max(model.latent_dim - 1, 1)
     dx, dy = (services.code_directions(name).ranking.strongest(2) if model.latent_dim >= 2

@@ -17,6 +17,7 @@ import gradio as gr
 import numpy as np
 
 from .. import intake
+from . import inputs
 from .common import LIGHT, digit_picture, user_errors
 
 # Drawing canvas: a stroke of BRUSH pixels on CANVAS pixels comes out about as thick as an
@@ -46,18 +47,20 @@ def example_digit(example: ExampleSource, source: str, index: float | None) -> t
     """Test image number `index` from `source` (a model's data set, or a sample without data)."""
     if index is None:
         raise ValueError("Enter the number of a test image.")
-    image, _, caption = example(source, int(index))
+    if not isinstance(source, str) or not source:
+        raise inputs.refuse("Pick a model (or a data set) for the examples first.")
+    image, _, caption = example(source, inputs.whole(index, "test image number", 0, 10**9))
     return digit_picture(image), caption
 
 
 def uploaded_digit(path: str | None) -> tuple[np.ndarray, str]:
     """An uploaded image file, converted the way MNIST digits were made."""
-    return digit_picture(intake.digit_from_file(path)), "your upload, as the model sees it"
+    return digit_picture(intake.digit_from_file(inputs.upload(path))), "your upload, as the model sees it"
 
 
 def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
     """A sketchpad drawing, converted the way MNIST digits were made."""
-    return digit_picture(intake.digit_from_drawing(value)), "your drawing, as the model sees it"
+    return digit_picture(intake.digit_from_drawing(inputs.drawing(value))), "your drawing, as the model sees it"
 
 
 def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: str,

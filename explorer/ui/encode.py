@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import intake, latent
 from .services import Services
+from . import inputs
 from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
 
@@ -22,9 +23,10 @@ from .digits import digit_input
 def encode(services: Services, name: str, picture: np.ndarray | None, label: Any
            ) -> tuple[list[float], np.ndarray, str]:
     """The code of one picture under the model, its decoding (28x28 uint8) and a note."""
+    picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick, upload or draw an image to encode.")
-    model = services.catalog.checkpoint(name, "latent").model
+    model = services.catalog.checkpoint(inputs.model_name(services.catalog, name, "latent"), "latent").model
     y = label_or_none(services.catalog, name, label)
     code, error = services.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y)
     decoded = latent.decode(model, code.unsqueeze(0), y)[0]

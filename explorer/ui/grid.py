@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import intake, latent, render
 from .services import Services
+from . import inputs
 from .common import BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, class_picker, label_or_none, user_errors
 from .digits import DigitInput, digit_input
 
@@ -38,9 +39,7 @@ def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
     """Clamp the two axis dims into the model's range (sliders may still show the previous
     model's, and their range spans all models); two equal dims asked for on purpose are an
     error."""
-    dx, dy = int(dim_x), int(dim_y)
-    if dx < 0 or dy < 0:
-        raise ValueError("Latent dimensions are numbered from 0.")
+    dx, dy = inputs.dimension(dim_x, "x-axis dimension"), inputs.dimension(dim_y, "y-axis dimension")
     if dx < latent_dim and dy < latent_dim:
         if dx == dy:
             raise ValueError("Choose two different latent dimensions for the two axes.")
@@ -58,13 +57,11 @@ def base_code(services: Services, name: str, fixed: str, seed: Any, digit: np.nd
     if fixed == BASE_MEAN:
         return latent.prior_mean(model)
     if fixed == BASE_RANDOM:
-        if seed is None:
-            raise ValueError("Enter a seed (a whole number) for the random draw.")
-        return latent.seeded_code(model, int(seed))
+        return latent.seeded_code(model, inputs.seed(seed))
     if fixed == BASE_IMAGE:
         if digit is None:
             raise ValueError("Choose an image to encode first (a data-set example, an upload or a drawing).")
-        return services.encode(name, intake.prepare_digit(digit), label)
+        return services.encode(name, intake.prepare_digit(inputs.image(digit)), label)
     raise ValueError(f"Unknown choice for the fixed dimensions: {fixed!r}.")
 
 
@@ -72,16 +69,15 @@ def grid_picture(services: Services, name: str, dim_x: Any, dim_y: Any, span: fl
                  fixed: str, seed: Any, digit: np.ndarray | None, label: Any) -> tuple[Image.Image, list[float]]:
     """The labelled grid picture and the fixed code it holds the other dims at."""
     catalog = services.catalog
-    model = catalog.checkpoint(name, "latent").model
+    model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
     if model.latent_dim < 2:
         raise ValueError(f"{name} has a 1-D code space; a grid needs two dimensions.")
     dx, dy = fit_dims(dim_x, dim_y, model.latent_dim)
-    size = int(size)
-    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
-        raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
+    size = inputs.count(size, "grid size", *SIZE_RANGE)
+    span = inputs.number(span, "range", *SPAN_RANGE)
     y = label_or_none(catalog, name, label)
     base = base_code(services, name, fixed, seed, digit, y)
-    grid = latent.latent_grid(model, base, dx, dy, float(span), size, y)
+    grid = latent.latent_grid(model, base, dx, dy, span, size, y)
     picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       f"z{dx}", f"z{dy}")
     return picture, [round(float(v), 5) for v in base]

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import intake, latent, render
 from .services import Services
+from . import inputs
 from .common import ENCODE, FileStore, class_picker, digit_picture, label_or_none, user_errors
 from .digits import digit_input
 
@@ -53,14 +54,12 @@ def interpolation(services: Services, store: FileStore, name: str, image_a: np.n
                   ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str, str, str]:
     """Encode both digits, decode `steps` codes on the chosen path, and package the results."""
     catalog = services.catalog
-    model = catalog.checkpoint(name, "latent").model
+    model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
+    image_a, image_b = inputs.image(image_a, "digit A"), inputs.image(image_b, "digit B")
     if image_a is None or image_b is None:
         raise ValueError("Choose both digits first (a data-set example, an upload or a drawing).")
-    steps = int(steps)
-    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
-        raise ValueError(f"Steps must be between {STEPS_RANGE[0]} and {STEPS_RANGE[1]}.")
-    if method not in latent.METHODS:
-        raise ValueError(f"Choose an interpolation method: {' or '.join(latent.METHODS)}.")
+    steps = inputs.count(steps, "number of steps", *STEPS_RANGE)
+    method = inputs.choice(method, list(latent.METHODS), "interpolation method")
     y = label_or_none(catalog, name, label)
     z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y)
     z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y)

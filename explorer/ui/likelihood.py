@@ -33,6 +33,7 @@ from .. import data, heavy, intake, metrics, render
 from ..models.base import AutoregressiveModel
 from .catalog import Catalog
 from .services import Services
+from . import inputs
 from .common import DECODE, user_errors
 from .digits import digit_input, example_digit
 
@@ -141,9 +142,10 @@ def reading(found: list[Score]) -> str:
 
 
 def likelihood(catalog: Catalog, picture: np.ndarray | None) -> tuple[pd.DataFrame, list, str]:
+    picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick, upload or draw an image to score.")
-    found = score(catalog, intake.prepare_digit(np.asarray(picture)))
+    found = score(catalog, intake.prepare_digit(picture))
     return table(found), heat_maps(found), reading(found)
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .. import latent, render
 from .services import SCATTER_POINTS, Services
+from . import inputs
 from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
 
 SIZE_RANGE = (5, 25)
@@ -45,12 +46,10 @@ def scatter_table(services: Services, name: str) -> tuple[pd.DataFrame, str]:
 def manifold(services: Services, name: str, size: Any, label: Any) -> tuple[Image.Image, pd.DataFrame, str]:
     """The quantile-spaced manifold picture and the scatter of encoded test images."""
     catalog = services.catalog
-    model = catalog.checkpoint(name, "latent").model
+    model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
     if model.latent_dim != 2:
         raise ValueError(f"{name} has {model.latent_dim} latent dimensions; this view needs exactly 2.")
-    size = int(size)
-    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
-        raise ValueError(f"Grid size must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]}.")
+    size = inputs.count(size, "grid size", *SIZE_RANGE)
     grid = latent.manifold_grid(model, size, label_or_none(catalog, name, label))
     picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       "z0", "z1", scale=render.auto_scale(size, target=600))

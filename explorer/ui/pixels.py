@@ -40,6 +40,7 @@ from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
 from .services import Services
+from . import inputs
 from .common import DECODE, class_picker, label_or_none, model_info, picked_class, user_errors
 from .digits import digit_input
 
@@ -79,26 +80,18 @@ class Request:
 def request(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
             image: np.ndarray | None, label: Any) -> Request:
     """Check the controls; a ValueError names what is wrong."""
-    model = catalog.checkpoint(name, "autoregressive").model
+    model = catalog.checkpoint(inputs.model_name(catalog, name, "autoregressive"), "autoregressive").model
     height = model.data_shape[1]
-    try:
-        samples, seed, given_rows = int(samples), int(seed), int(given_rows or 0)
-        temperature = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError("Samples, seed and given rows must be whole numbers, temperature a number.") from None
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise ValueError(f"Choose between 1 and {MAX_SAMPLES} samples.")
-    if not TEMPERATURES[0] <= temperature <= TEMPERATURES[1]:
-        raise ValueError(f"The temperature must lie between {TEMPERATURES[0]} and {TEMPERATURES[1]}.")
-    if seed < 0:
-        raise ValueError("The seed must be 0 or more.")
-    if not 0 <= given_rows < height:
-        raise ValueError(f"Given rows must lie between 0 and {height - 1}.")
+    samples = inputs.count(samples, "number of samples", 1, MAX_SAMPLES)
+    temperature = inputs.number(temperature, "temperature", *TEMPERATURES)
+    seed = inputs.seed(seed)
+    given_rows = inputs.count(given_rows or 0, "number of given rows", 0, height - 1)
     picture = None
     if given_rows:
+        image = inputs.image(image)
         if image is None:
             raise ValueError("Pick, upload or draw an image to complete, or set given rows to 0.")
-        picture = intake.prepare_digit(np.asarray(image))
+        picture = intake.prepare_digit(image)
     return Request(name, samples, temperature, seed, given_rows, picture, label_or_none(catalog, name, label))
 
 
@@ -114,12 +107,7 @@ def stream(catalog: Catalog, req: Request) -> Iterator[PixelStep]:
 def step_at(catalog: Catalog, req: Request, position: Any) -> PixelStep:
     """The step that decides pixel `position` (raster index), computed from the start."""
     total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
-    try:
-        position = int(position)
-    except (TypeError, ValueError):
-        raise ValueError("The pixel must be a whole number.") from None
-    if not 0 <= position < total:
-        raise ValueError(f"The pixel must lie between 0 and {total - 1}.")
+    position = inputs.whole(position, "pixel", 0, total - 1)
     for step in stream(catalog, req):
         if step.index == position:
             return step
@@ -196,8 +184,9 @@ def view(services: Services, name: str, samples: Any, temperature: Any, seed: An
 def step_by(services: Services, delta: int, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
             image: np.ndarray | None, label: Any, position: Any) -> tuple[int, Image.Image, Image.Image, Image.Image, str]:
     """One pixel forward or back (staying inside the image)."""
+    name = inputs.model_name(services.catalog, name, "autoregressive")
     total = math.prod(services.catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
-    position = min(max(int(position or 0) + delta, 0), total - 1)
+    position = min(max(inputs.whole(position or 0, "pixel") + delta, 0), total - 1)
     return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
@@ -208,12 +197,8 @@ def play(services: Services, name: str, samples: Any, temperature: Any, seed: An
     catalog = services.catalog
     req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
     total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
-    try:
-        speed, position = int(speed), int(position or 0)
-    except (TypeError, ValueError):
-        raise ValueError("Pixels per frame and the pixel must be whole numbers.") from None
-    if not 1 <= speed <= total:
-        raise ValueError(f"Pixels per frame must lie between 1 and {total}.")
+    speed = inputs.count(speed, "number of pixels per frame", 1, total)
+    position = inputs.whole(position or 0, "pixel")
     start = 0 if position >= total - 1 else max(position + 1, 0)
     shown = 0.0
     for step in stream(catalog, req):
@@ -234,10 +219,11 @@ def select(services: Services, name: str, samples: Any, temperature: Any, seed: 
     """What changes with the model: its description, the class picker, the pixel slider's
     range (the position kept where it fits), and the frame there."""
     catalog = services.catalog
+    name = inputs.model_name(catalog, name, "autoregressive")
     total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
     try:
-        position = min(max(int(position), 0), total - 1)
-    except (TypeError, ValueError):
+        position = min(max(inputs.whole(position, "pixel"), 0), total - 1)
+    except gr.Error:
         position = total - 1
     label = picked_class(catalog, name, label)
     return (model_info(catalog, name), class_picker(catalog, name, label), gr.Slider(maximum=total - 1, value=position),

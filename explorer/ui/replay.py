@@ -28,6 +28,7 @@ from PIL import Image
 from .. import metrics, render
 from .catalog import Catalog
 from .services import Replay, Services
+from . import inputs
 from .common import LIGHT, REPLAY, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
@@ -53,10 +54,11 @@ def frame_index(replay: Replay, epoch: Any) -> int:
     """Which stored frame shows `epoch`; a sentence naming the run's epochs if none does."""
     if epoch is None or epoch == "":
         raise ValueError("Choose an epoch.")
-    if int(epoch) not in replay.epochs:
+    epoch = inputs.whole(epoch, "epoch")
+    if epoch not in replay.epochs:
         raise ValueError(f"This run has epochs {replay.epochs[0]} to {replay.epochs[-1]}; "
-                         f"there is no epoch {int(epoch)}.")
-    return replay.epochs.index(int(epoch))
+                         f"there is no epoch {epoch}.")
+    return replay.epochs.index(epoch)
 
 
 def class_label(index: int, name: str) -> str:
@@ -91,7 +93,7 @@ def epoch_summary(catalog: Catalog, name: str, replay: Replay, i: int) -> str:
 
 def epoch_view(services: Services, name: str, epoch: Any) -> tuple[Image.Image, pd.DataFrame, str]:
     """The sample grid, class histogram and summary of one epoch."""
-    replay = services.replay(name)
+    replay = services.replay(inputs.model_name(services.catalog, name, "latent"))
     i = frame_index(replay, epoch)
     picture = render.mosaic(replay.frames[i], GRID_COLS, render.auto_scale(GRID_COLS))
     return picture, histogram_table(replay, i), epoch_summary(services.catalog, name, replay, i)
@@ -119,6 +121,7 @@ def run_view(services: Services, name: str) -> tuple[gr.Slider, Image.Image, pd.
                                                     pd.DataFrame, pd.DataFrame]:
     """Everything that changes with the model: the slider's range (at the last epoch), that
     epoch's view, and the whole-run plots."""
+    name = inputs.model_name(services.catalog, name, "latent")
     replay = services.replay(name)
     last = replay.epochs[-1]
     slider = gr.Slider(minimum=replay.epochs[0], maximum=last, value=last)
@@ -127,6 +130,7 @@ def run_view(services: Services, name: str) -> tuple[gr.Slider, Image.Image, pd.
 
 def play(services: Services, name: str, epoch: Any) -> Iterator[tuple[int, Image.Image, pd.DataFrame, str]]:
     """Each epoch's view in turn, from `epoch` (or the first, if `epoch` is the last) to the end."""
+    name = inputs.model_name(services.catalog, name, "latent")
     replay = services.replay(name)
     start = frame_index(replay, epoch)
     if start == len(replay.epochs) - 1:
