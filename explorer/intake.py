@@ -23,7 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Guards against huge uploads and decompression bombs (a tiny file claiming a giant image):
 # the file size is checked before reading it, the pixel count before decoding it.
 MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_PIXELS = 40_000_000
+# 16 MP: more than a 12 MP phone photo; decoded as RGBA it takes 64 MB.
+MAX_PIXELS = 16_000_000
 # Images are shrunk to at most this side before processing: plenty for a 28x28 result.
 WORK_SIDE = 512
 # MNIST geometry.

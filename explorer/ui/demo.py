@@ -9,6 +9,8 @@ picture of every tab is computed at build time.
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,12 @@ from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
 from .grid import GridTab, fit_dims
 
 TITLE = "Latent Explorer"
-# Queue: at most this many waiting requests in all; beyond it new ones are turned away
-# with a message instead of piling up behind a flood.
-MAX_QUEUE = 64
+# Queue: at most this many waiting requests in all; beyond it new ones are turned away with
+# a message instead of piling up behind a flood. A lecture hall (100-200 people, each a few
+# events at once) fits; a flood past it is bounded.
+MAX_QUEUE = 600
+# Sessions whose state Gradio keeps (about 340 kB each); the oldest are dropped past it.
+SESSIONS = 400
 
 
 def default_model(catalog: Catalog) -> str | None:
@@ -115,13 +120,45 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("max_file_size", "50mb")
     kwargs.setdefault("show_error", True)
+    kwargs.setdefault("state_session_capacity", SESSIONS)
     return demo.launch(**kwargs)
 
 
 def configure_pil() -> None:
-    """Lower PIL's own decompression-bomb limit to the app's pixel cap, process-wide, as a
-    second line of defence behind `intake.open_image` (Gradio decodes some inputs itself)."""
-    Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS
+    """Make the app's pixel cap PIL's hard limit, process-wide: Gradio decodes some inputs
+    itself (the sketchpad, image previews an API caller sends), and PIL refuses an image past
+    twice MAX_IMAGE_PIXELS when it reads the header, before decoding (below that it only warns,
+    and Gradio silences the warning). Also make Gradio's writes of output pictures atomic."""
+    Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS // 2
+    atomic_picture_cache()
+
+
+def atomic_picture_cache() -> None:
+    """Gradio names an output picture by its content and rewrote that file in place, so while
+    one request streamed a picture (same example, same seed) another truncated it: downloads
+    came back short ("Too little data for declared Content-Length"). Written to a temporary
+    file and renamed into place, a reader keeps the whole old copy, identical by construction."""
+    from gradio import processing_utils
+
+    if getattr(processing_utils.save_pil_to_cache, "atomic", False):
+        return
+
+    def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        target = (folder / f"{name}.{format}").resolve()
+        if not target.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        else:
+            os.utime(target)  # the cache ages files by time: a picture handed out again is fresh
+        return str(target)
+
+    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
+    processing_utils.save_pil_to_cache = save_pil_to_cache
 
 
 def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, download: bool = True,

@@ -1,0 +1,64 @@
+"""Bounded memory and whole downloads: the pixel cap holds for pictures Gradio decodes
+itself, output pictures are written atomically, and the queue and session store are sized."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PIL import Image
+
+from explorer import intake
+from tests.helpers import png_with_size
+
+
+def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
+    from explorer.ui.demo import configure_pil
+
+    configure_pil()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_with_size(8880, 8880))  # 97 kB on disk, 79 MP: the issue's bomb
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(bomb)  # what Gradio's sketchpad and image inputs call first
+    with pytest.raises(intake.ImageInputError, match="too big"):
+        intake.open_image(bomb)
+    side = int(intake.MAX_PIXELS ** 0.5) - 1
+    ok = tmp_path / "ok.png"
+    ok.write_bytes(png_with_size(side, side))
+    assert Image.open(ok).size == (side, side)  # just under the cap: opens
+
+
+def test_output_pictures_are_written_whole_while_others_read_them(tmp_path):
+    from gradio import processing_utils
+
+    from explorer.ui.demo import configure_pil
+
+    configure_pil()
+    picture = Image.effect_noise((600, 600), 64).convert("L")
+    first = processing_utils.save_pil_to_cache(picture, str(tmp_path), format="png")
+    size = len(open(first, "rb").read())
+    short: list[int] = []
+
+    def write() -> None:
+        for _ in range(20):
+            assert processing_utils.save_pil_to_cache(picture, str(tmp_path), format="png") == first
+
+    def read() -> None:
+        for _ in range(200):
+            n = len(open(first, "rb").read())
+            if n != size:
+                short.append(n)
+
+    threads = [threading.Thread(target=f) for f in (write, write, read, read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not short  # the in-place rewrite this replaces was seen truncated under load
+
+
+def test_the_queue_takes_a_lecture_and_the_session_store_is_capped():
+    from explorer.ui import demo
+
+    assert demo.MAX_QUEUE >= 300 and 100 <= demo.SESSIONS <= 1000
