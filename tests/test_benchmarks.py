@@ -42,3 +42,19 @@ def test_sampling_speed_checks_naive_and_cached_give_the_same_samples(tiny_train
     naive_s, cached_s = float(naive.split()[0]), float(cached.split()[0])   # wall seconds (cpu seconds)
     assert naive_s > 0 and cached_s > 0
     assert abs(float(speedup.rstrip("x")) - naive_s / cached_s) <= 1 + 0.05 * naive_s / cached_s
+
+
+def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
+    from benchmarks import load
+
+    report = tmp_path / "load.md"
+    load.main(["--trained", str(tiny_trained_dir), "--clients", "3", "--calls", "1", "--soak-seconds", "2",
+               "--soak-clients", "1", "--flood", "1", "--report", str(report)])
+    text = report.read_text()
+    (grid,) = table_rows(text.split("## 3 concurrent")[1], "/grid")
+    calls, errors, p50, p95 = grid[1:]
+    assert int(calls) >= 1 and errors == "0" and 0 < float(p50) <= float(p95)
+    assert "Errors: 0." in text
+    # Both bombs refused before decoding, one by the app, one inside Gradio's decoding.
+    assert "Refused before decoding: 1 by the app's header check" in text and "otherwise: 0" in text
+    assert "## Soak" in text and "RSS" in text

@@ -1,0 +1,310 @@
+"""Load: a lecture hall's worth of clients on the app, over loopback only, bounded in time.
+
+    python -m benchmarks.load [--trained trained] [--clients 20 100] [--calls 3]
+                              [--soak-seconds 300] [--soak-clients 10] [--flood 8] [--report PATH]
+
+Starts `python app.py` on a free loopback port and drives it with gradio_client:
+
+1. For each client count N: N clients at once, each making `--calls` calls in turn over the
+   interactive endpoints (`/grid` with its own dims and seed, `/interpolate`, `/a_from_example`,
+   `/select_model`). Reports errors (with their messages, e.g. "Queue is full") and p50 / p95
+   latency per endpoint.
+2. A PNG flood: `--flood` simultaneous uploads and drawings of a 97 kB PNG of 8,880 x 8,880
+   pixels (a decompression bomb); reports how they were answered and the server's peak RSS
+   above its level before.
+3. A soak: `--soak-clients` clients calling without pause for `--soak-seconds`; reports
+   errors, latencies and RSS growth from start to end.
+
+The server's RSS is sampled every 0.1 s from /proc (Linux). Writes benchmarks/reports/load.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import report
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = report.REPORTS / "load.md"
+ENDPOINTS = ("/grid", "/interpolate", "/a_from_example", "/select_model")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssSampler:
+    """The server's RSS every 0.1 s: its peak since the last reset."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_mb(self.pid))
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def reset(self) -> float:
+        self.peak = now = rss_mb(self.pid)
+        return now
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def bomb_png(side: int = 8880) -> bytes:
+    """A grey PNG of side x side pixels, all zero: tiny on disk, huge decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = zlib.compress(b"\x00" * (side + 1) * side, 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+def digit_png() -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).line([(10, 5), (18, 5), (12, 23)], fill=255, width=3)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def start_server(trained: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "LATENT_EXPLORER_TRAINED": str(trained), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(Path(tempfile.gettempdir()) / f"load-server-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    import httpx
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited early; see {log.name}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    proc.kill()
+    raise RuntimeError("app.py did not start serving in 10 minutes")
+
+
+class Calls:
+    """Latencies and errors per endpoint, from many threads."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
+        self.errors: dict[str, list[str]] = {e: [] for e in ENDPOINTS}
+        self._lock = threading.Lock()
+
+    def call(self, client, endpoint: str, args: tuple) -> None:
+        start = time.perf_counter()
+        try:
+            client.predict(*args, api_name=endpoint)
+            with self._lock:
+                self.times[endpoint].append(time.perf_counter() - start)
+        except Exception as err:  # noqa: BLE001  every failure is counted and reported
+            with self._lock:
+                self.errors[endpoint].append(f"{type(err).__name__}: {str(err)[:120]}")
+
+    def rows(self) -> list[str]:
+        out = []
+        for e in ENDPOINTS:
+            t = sorted(self.times[e])
+            if not t and not self.errors[e]:
+                continue
+            p50 = statistics.median(t) if t else float("nan")
+            p95 = t[min(len(t) - 1, round(0.95 * (len(t) - 1)))] if t else float("nan")
+            out.append(f"| {e} | {len(t) + len(self.errors[e])} | {len(self.errors[e])} | {p50:.2f} | {p95:.2f} |")
+        return out
+
+    def error_count(self) -> int:
+        return sum(len(v) for v in self.errors.values())
+
+    def messages(self) -> list[str]:
+        seen: dict[str, int] = {}
+        for v in self.errors.values():
+            for m in v:
+                seen[m] = seen.get(m, 0) + 1
+        return [f"- {n} x {m}" for m, n in sorted(seen.items(), key=lambda kv: -kv[1])]
+
+
+def one_call(calls: Calls, client, rng: random.Random, model: str, digit, k: int) -> None:
+    endpoint = ENDPOINTS[k % len(ENDPOINTS)]
+    if endpoint == "/grid":
+        dx = rng.randrange(0, 4)
+        args = (model, dx, (dx + 1) % 4, 2.5, 9, "random draw (seed)", rng.randrange(10**6), None, None)
+    elif endpoint == "/interpolate":
+        args = (model, digit, digit, rng.choice(["lerp", "slerp"]), 10, None)
+    elif endpoint == "/a_from_example":
+        args = (model, rng.randrange(1000))
+    else:
+        args = (model, 0, 1, None, None)
+    calls.call(client, endpoint, args)
+
+
+def concurrent(client, n: int, per_client: int, model: str, digit) -> Calls:
+    calls = Calls()
+
+    def run(i: int) -> None:
+        rng = random.Random(i)
+        for k in range(per_client):
+            one_call(calls, client, rng, model, digit, i + k)
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(run, range(n)))
+    return calls
+
+
+def soak(client, n: int, seconds: float, model: str, digit) -> Calls:
+    calls = Calls()
+    stop = time.monotonic() + seconds
+
+    def run(i: int) -> None:
+        rng, k = random.Random(1000 + i), i
+        while time.monotonic() < stop:
+            one_call(calls, client, rng, model, digit, k)
+            k += 1
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(run, range(n)))
+    return calls
+
+
+def flood(client, n: int, bomb: str) -> tuple[dict[str, int], list[str]]:
+    """n uploads and n drawings of the bomb at once: (answered with a message, other outcomes)."""
+    from gradio_client import handle_file
+
+    clear, other = {"app": 0, "framework": 0}, []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        try:
+            if i % 2:
+                client.predict(handle_file(bomb), api_name="/a_from_upload")
+            else:
+                client.predict({"background": None, "layers": [], "composite": handle_file(bomb)},
+                               api_name="/a_from_drawing")
+            outcome = "accepted"
+        except Exception as err:  # noqa: BLE001
+            outcome = str(err)
+        with lock:
+            if "too big" in outcome:
+                clear["app"] += 1  # the app's own header check (intake.open_image)
+            elif "DecompressionBomb" in outcome:
+                clear["framework"] += 1  # Gradio decoding, stopped by PIL's limit at the header
+            else:
+                other.append(outcome[:160])
+
+    with ThreadPoolExecutor(2 * n) as pool:
+        list(pool.map(run, range(2 * n)))
+    return clear, other
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trained", type=Path, default=REPO / "trained")
+    p.add_argument("--model", default="mnist-vae")
+    p.add_argument("--clients", type=int, nargs="+", default=[20, 100])
+    p.add_argument("--calls", type=int, default=3, help="calls per client in each concurrency run")
+    p.add_argument("--soak-seconds", type=float, default=300)
+    p.add_argument("--soak-clients", type=int, default=10)
+    p.add_argument("--flood", type=int, default=8, help="simultaneous bomb uploads (and as many drawings)")
+    p.add_argument("--report", type=Path, default=REPORT)
+    args = p.parse_args(argv)
+    from gradio_client import Client, handle_file
+
+    work = Path(tempfile.mkdtemp(prefix="load-"))
+    (work / "digit.png").write_bytes(digit_png())
+    (work / "bomb.png").write_bytes(bomb_png())
+    port = free_port()
+    server = start_server(args.trained, port)
+    sampler = RssSampler(server.pid)
+    lines = [f"# Load: {', '.join(map(str, args.clients))} concurrent clients, a PNG flood, a "
+             f"{args.soak_seconds:g} s soak", "",
+             f"Command: `{report.command('benchmarks.load', argv if argv is not None else sys.argv[1:])}`  ",
+             f"Machine: {report.machine()}; load average before: {os.getloadavg()[0]:.1f} "
+             f"on {os.cpu_count()} cores  ",
+             f"Model: `{args.model}` from {args.trained.name}/; server `python app.py` on loopback; "
+             "latencies in seconds, round trip through gradio_client.", ""]
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(work / "downloads"))
+        digit = handle_file(str(work / "digit.png"))
+        start_rss = sampler.reset()
+        lines += [f"Server RSS after start-up: {start_rss:.0f} MB", ""]
+        for n in args.clients:
+            before = sampler.reset()
+            t0 = time.monotonic()
+            calls = concurrent(client, n, args.calls, args.model, digit)
+            lines += [f"## {n} concurrent clients, {args.calls} calls each ({time.monotonic() - t0:.0f} s, "
+                      f"load average {os.getloadavg()[0]:.1f})", "",
+                      "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
+                      f"Errors: {calls.error_count()}. RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB "
+                      f"(peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
+            print(lines[-6 - len(calls.messages()) - len(calls.rows()):], flush=True)
+        if args.flood:
+            before = sampler.reset()
+            clear, other = flood(client, args.flood, str(work / "bomb.png"))
+            lines += [f"## PNG flood: {args.flood} uploads + {args.flood} drawings of an 8,880 x 8,880 PNG "
+                      "(97 kB) at once", "",
+                      f"Refused before decoding: {clear['app']} by the app's header check (its message), "
+                      f"{clear['framework']} by PIL's limit inside Gradio's own decoding (Gradio's message); "
+                      f"otherwise: {len(other)}. "
+                      f"Peak RSS {sampler.peak:.0f} MB, {sampler.peak - before:+.0f} MB over {before:.0f} MB.",
+                      *[f"- {m}" for m in sorted(set(other))[:5]], ""]
+            print(lines[-4:], flush=True)
+        if args.soak_seconds > 0:
+            before = sampler.reset()
+            calls = soak(client, args.soak_clients, args.soak_seconds, args.model, digit)
+            after = rss_mb(server.pid)
+            lines += [f"## Soak: {args.soak_clients} clients without pause for {args.soak_seconds:g} s "
+                      f"(load average {os.getloadavg()[0]:.1f})", "",
+                      "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
+                      f"Errors: {calls.error_count()}. RSS {before:.0f} -> {after:.0f} MB "
+                      f"({after - before:+.0f} MB; peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
+        client.close()
+    finally:
+        sampler.stop()
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    report.write(args.report, lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
