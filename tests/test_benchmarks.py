@@ -51,7 +51,7 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     load.main(["--trained", str(tiny_trained_dir), "--clients", "3", "--calls", "1", "--soak-seconds", "2",
                "--soak-clients", "1", "--flood", "1", "--report", str(report)])
     text = report.read_text()
-    (grid,) = table_rows(text.split("## 3 concurrent")[1], "/grid")
+    (grid,) = table_rows(text.split("## 3 concurrent")[1].split("## PNG flood")[0], "/grid")
     calls, errors, p50, p95 = grid[1:]
     assert int(calls) >= 1 and errors == "0" and 0 < float(p50) <= float(p95)
     assert "Errors: 0." in text
