@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .. import directions, intake, latent, metrics, render
+from . import inputs
 from .common import DECODE, ENCODE, user_errors
 from .digits import digit_input
 from .services import Services
@@ -34,7 +35,7 @@ YOUR_IMAGE = "your image"
 
 def ranking_table(services: Services, name: str) -> tuple[pd.DataFrame, str]:
     """Every dimension with its effect, strongest first, and a line saying what was measured."""
-    found = services.code_directions(name)
+    found = services.code_directions(inputs.model_name(services.catalog, name, "latent"))
     r = found.ranking
     table = pd.DataFrame({"dimension": [f"z{d}" for d in r.order],
                           "effect": [round(float(r.effect[d]), 4) for d in r.order],
@@ -48,15 +49,16 @@ def ranking_table(services: Services, name: str) -> tuple[pd.DataFrame, str]:
 
 
 def _direction_index(value: Any, count: int, what: str) -> int:
-    index = int(value) - 1
-    if not 0 <= index < count:
-        raise ValueError(f"The {what} direction must be a number from 1 to {count}.")
-    return index
+    try:
+        return inputs.whole(value, f"{what} direction", 1, count) - 1
+    except gr.Error:
+        raise inputs.refuse(f"The {what} direction must be a number from 1 to {count}.") from None
 
 
 def direction_grid(services: Services, name: str, first: Any, second: Any, span: float
                    ) -> tuple[Image.Image, str]:
     """A 7x7 grid along two principal directions through the codes' mean."""
+    name = inputs.model_name(services.catalog, name, "latent")
     model = services.catalog.checkpoint(name, "latent").model
     pd_ = services.code_directions(name).principal
     count = len(pd_.directions)
@@ -65,7 +67,8 @@ def direction_grid(services: Services, name: str, first: Any, second: Any, span:
         raise ValueError("Choose two different principal directions.")
     base = latent.unstandardize(model, pd_.mean)
     label = 0 if model.num_classes else None
-    grid = directions.direction_grid(model, base, pd_.directions[i], pd_.directions[j], float(span), 7, label)
+    span = inputs.number(span, "range", 0.0, 10.0)
+    grid = directions.direction_grid(model, base, pd_.directions[i], pd_.directions[j], span, 7, label)
     picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
                                       f"direction {i + 1}", f"direction {j + 1}")
     caption = (f"Direction {i + 1} explains {float(pd_.explained[i]):.1%} of the variance, direction {j + 1} "
@@ -78,20 +81,25 @@ def attribute_walk(services: Services, name: str, source: Any, target: Any, amou
                    picture: np.ndarray | None) -> tuple[Image.Image, str]:
     """The encoded image moved from 0 to `amount` times the (target - source) class vector."""
     catalog = services.catalog
+    name = inputs.model_name(catalog, name, "latent")
     model = catalog.checkpoint(name, "latent").model
     found = services.code_directions(name)
     if found.class_means is None:
         raise ValueError(f"{name} takes its class as an input: change the class instead of walking its code."
                          if model.num_classes else f"{name} has no labelled codes (no classifier for its data set).")
+    picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick, upload or draw an image to start from.")
-    if not 0 < float(amount) <= 3:
+    amount = inputs.number(amount, "amount", 0.0, 3.0)
+    if amount == 0:
         raise ValueError("The amount must be above 0 and at most 3 (times the class vector).")
-    vector = directions.attribute_vector(found.class_means, int(source), int(target))
-    z = services.encode(name, intake.prepare_digit(np.asarray(picture)))
+    classes = catalog.classes(name)
+    source = inputs.whole(source, "class to walk from", 0, len(classes) - 1)
+    target = inputs.whole(target, "class to walk to", 0, len(classes) - 1)
+    vector = directions.attribute_vector(found.class_means, source, target)
+    z = services.encode(name, intake.prepare_digit(picture))
     amounts = torch.linspace(0, float(amount), WALK_STEPS)
     images = latent.decode(model, directions.walk(model, z, vector, amounts))
-    classes = catalog.classes(name)
     caption = f"Amounts {', '.join(f'{a:.2f}' for a in amounts.tolist())} of the vector from the mean {classes[int(source)]} to the mean {classes[int(target)]}."
     classifier = catalog.classifier(name)
     if classifier is not None:
@@ -109,6 +117,8 @@ def preset_one_to_seven(services: Services, name: str, picture: np.ndarray | Non
 def scatter(services: Services, name: str, picture: np.ndarray | None) -> tuple[pd.DataFrame, str]:
     """Test codes on the first two principal directions, by class, plus the encoded image."""
     catalog = services.catalog
+    name = inputs.model_name(catalog, name, "latent")
+    picture = inputs.image(picture)
     model = catalog.checkpoint(name, "latent").model
     pd_ = services.code_directions(name).principal
     found = services.test_codes(name)
@@ -126,7 +136,7 @@ def scatter(services: Services, name: str, picture: np.ndarray | None) -> tuple[
         note = f"{len(codes)} {what}, on the first two principal directions."
     if picture is not None and not latent.inverts(model):   # a GAN's inversion is too slow for a plot
         label = 0 if model.num_classes else None
-        z = services.encode(name, intake.prepare_digit(np.asarray(picture)), label)
+        z = services.encode(name, intake.prepare_digit(picture), label)
         mine = directions.project(model, z[None], pd_)[0]
         rows["direction 1"].append(float(mine[0]))
         rows["direction 2"].append(float(mine[1]))
