@@ -102,11 +102,45 @@ def threshold_from(scores: torch.Tensor, quantile: float = DEFAULT_QUANTILE) -> 
     return Threshold(float(torch.quantile(scores, quantile)), quantile, len(scores))
 
 
-def percentile_of(value: float, reference: torch.Tensor) -> float:
-    """Percentage of reference scores below `value` (ties count half): where it sits in their spread."""
-    reference = torch.as_tensor(reference, dtype=torch.float64).reshape(-1)
-    below = float((reference < value).sum()) + 0.5 * float((reference == value).sum())
-    return 100.0 * below / len(reference)
+@dataclass(frozen=True)
+class Spread:
+    """How a score spreads over real test images, kept as its 0th..100th percentiles.
+
+    101 numbers are enough to place any image in the spread and to draw a threshold, and
+    small enough to store in a checkpoint's metadata, so the app has them without the data.
+    """
+
+    percentiles: tuple[float, ...]
+    n: int
+
+    @classmethod
+    def of(cls, scores: torch.Tensor) -> "Spread":
+        scores = torch.as_tensor(scores, dtype=torch.float64).reshape(-1)
+        if len(scores) < 2:
+            raise ValueError("a spread needs the scores of at least two real images")
+        levels = torch.linspace(0, 1, 101, dtype=torch.float64)
+        return cls(tuple(torch.quantile(scores, levels).tolist()), len(scores))
+
+    def threshold(self, quantile: float = DEFAULT_QUANTILE) -> Threshold:
+        """The threshold at this quantile of the test scores (interpolated between percentiles)."""
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile}")
+        value = float(np.interp(100 * quantile, np.arange(101), self.percentiles))
+        return Threshold(value, quantile, self.n)
+
+    def percentile_of(self, value: float) -> float:
+        """Where a score sits in the spread: the share of test images below it, in percent."""
+        return float(np.interp(value, self.percentiles, np.arange(101)))
+
+    def to_json(self) -> dict:
+        return {"percentiles": [round(v, 4) for v in self.percentiles], "n": self.n}
+
+    @classmethod
+    def from_json(cls, stored: dict) -> "Spread":
+        percentiles = tuple(float(v) for v in stored["percentiles"])
+        if len(percentiles) != 101 or list(percentiles) != sorted(percentiles):
+            raise ValueError("a stored spread holds 101 percentiles in increasing order")
+        return cls(percentiles, int(stored["n"]))
 
 
 def auroc(inliers: torch.Tensor, outliers: torch.Tensor) -> float:

@@ -43,11 +43,19 @@ def test_threshold_comes_from_the_data_and_flags_its_share_of_them():
         outliers.threshold_from(torch.tensor([1.0]))
 
 
-def test_percentile_of_places_a_value_in_the_spread():
-    ref = torch.arange(100).double()
-    assert outliers.percentile_of(-1.0, ref) == 0.0
-    assert outliers.percentile_of(1000.0, ref) == 100.0
-    assert outliers.percentile_of(49.5, ref) == 50.0
+def test_a_stored_spread_places_values_and_gives_the_same_threshold_as_the_scores():
+    scores = torch.randn(5000, generator=torch.Generator().manual_seed(0)) * 10 + 90
+    spread = outliers.Spread.of(scores)
+    assert spread.n == 5000 and len(spread.percentiles) == 101
+    assert spread.threshold().value == pytest.approx(outliers.threshold_from(scores).value, rel=1e-9)
+    assert spread.threshold(0.5).value == pytest.approx(float(scores.median()), abs=0.01)
+    assert spread.percentile_of(float(scores.min()) - 1) == 0.0
+    assert spread.percentile_of(float(scores.max()) + 1) == 100.0
+    assert spread.percentile_of(spread.percentiles[25]) == pytest.approx(25)
+    assert outliers.Spread.from_json(spread.to_json()).threshold().value == pytest.approx(spread.threshold().value,
+                                                                                          abs=1e-3)
+    with pytest.raises(ValueError):
+        outliers.Spread.from_json({"percentiles": [3.0, 2.0], "n": 2})
 
 
 def test_scores_are_higher_for_stranger_images():
