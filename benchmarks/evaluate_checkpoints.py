@@ -6,7 +6,8 @@ For VAEs: the negative ELBO and the importance-weighted bound on -log p(x) with 
 (Burda et al. 2016), in nats per image; on MNIST both use the fixed binarized test set, so
 they are comparable with the literature. For the AE: reconstruction error. For
 autoregressive models (PixelCNN, PixelRNN): the exact -log p(x), in nats per image on the
-fixed binarized MNIST test set and in bits per dimension on 8-bit data. For a VQ-VAE: its
+fixed binarized MNIST test set and in bits per dimension on 8-bit data; for a class-conditional
+one, -log p(x | y) with the true labels and the accuracy of its Bayes classifier. For a VQ-VAE: its
 reconstruction, codebook perplexity, the prior's bits per code grid and the bound they make. `--write-metadata`
 stores the figures (and how they were measured) in each checkpoint's metadata, from which
 `python -m train.model_card` renders trained/README.md.
@@ -45,7 +46,12 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
         return metrics.codes_report(model, x, y, binary=binary)
     if model.kind == "autoregressive":
         x = model.as_input(x)   # the 256 levels exactly for an 8-bit model
-        return metrics.autoregressive_report(model, x, y, binary=binary)
+        result = metrics.autoregressive_report(model, x, y, binary=binary)
+        if model.num_classes:   # a class-conditional model is also a classifier, by Bayes' rule
+            bayes = metrics.bayes_classifier_report(model, x, y, binary=binary, progress=True)
+            result.update({k: v for k, v in bayes.items() if k != "how"})
+            result["how"].update(bayes["how"])
+        return result
     if model.likelihood is None:
         return metrics.reconstruction_report(model, x, y, binary=binary)
     result = metrics.elbo_report(model, x, y, binary=binary)

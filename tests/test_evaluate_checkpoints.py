@@ -49,3 +49,23 @@ def test_a_vqvae_gets_its_codes_report(fake_data, tmp_path):
     x = data.to_float(data.load_split("mnist", "test", fake_data).images)       # trained on grey: grey test images
     assert stored["test_nll_bound"] == pytest.approx(metrics.codes_report(model, x, binary=False)["test_nll_bound"])
     assert "not a bound on a likelihood" in stored["how"]["test_nll_bound"]
+
+
+def test_a_class_conditional_model_gets_its_conditional_nll_and_bayes_accuracy(fake_data, tmp_path):
+    from explorer.models import build
+
+    torch.manual_seed(0)
+    model = build("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3, "num_classes": 10}).eval()
+    for layer in model.layers:   # class biases start at zero: make the labels matter
+        torch.nn.init.normal_(layer.class_bias.weight)
+    path = tmp_path / "mnist-gated_pixelcnn-classes.safetensors"
+    checkpoints.save(path, model, dataset="mnist", training={"binarized": True})
+    result = evaluate_checkpoints.evaluate(checkpoints.load(path), str(fake_data), k=0, limit=None)
+    test = data.load_split("mnist", "test", fake_data)
+    x = data.fixed_binarized_test(test.images)
+    with torch.no_grad():
+        per_label = torch.stack([model.log_prob(x, torch.full((len(x),), k)) for k in range(10)], 1)
+        true_nll = float(-per_label.gather(1, test.labels.long()[:, None]).mean())
+    assert abs(result["test_nll"] - true_nll) < 1e-3
+    assert result["bayes_test_accuracy"] == float((per_label.argmax(1) == test.labels).float().mean())
+    assert "Bayes classifier" in result["how"]["bayes_test_accuracy"]
