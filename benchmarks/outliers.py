@@ -41,9 +41,6 @@ from . import report
 
 REPORT = report.REPORTS / "outliers.md"
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
-# Metadata keys for the stored spreads and thresholds, by score: read by the app's view.
-SPREAD_KEYS = {three_kinds.DENSITY: ("test_nll_spread", "outlier_threshold_nll"),
-               three_kinds.CONDITIONAL: ("test_best_class_nll_spread", "outlier_threshold_best_class_nll")}
 
 
 def cell(text: str) -> str:
@@ -140,7 +137,7 @@ def run_dataset(dataset: str, a: argparse.Namespace, lines: list[str]) -> None:
                   "| ESS | " + " | ".join(f"{v:.1f}" for v in ess) + " |", ""]
 
     if a.write_metadata:
-        for score, (spread_key, threshold_key) in SPREAD_KEYS.items():
+        for score, (spread_key, threshold_key) in three_kinds.STORED_SPREADS.items():
             role = "density" if score == three_kinds.DENSITY else "conditional"
             if paths[role] is not None and score in inlier_scores:
                 spread = outliers.Spread.of(inlier_scores[score])

@@ -28,6 +28,16 @@ CLASSIFIER = "classifier doubt, 1 - max p(y|x)"
 DENSITY = "-log p(x)"
 CONDITIONAL = "-max_y log p(x|y)"
 CORRECTED = "-log p(x) - PNG complexity"
+# Where a checkpoint keeps the spread of its score over real test images (written by
+# `benchmarks/outliers.py --write-metadata`), and the threshold read off it, for the model card.
+STORED_SPREADS = {DENSITY: ("test_nll_spread", "outlier_threshold_nll"),
+                  CONDITIONAL: ("test_best_class_nll_spread", "outlier_threshold_best_class_nll")}
+
+
+def stored_spread(metrics: dict, score: str) -> outliers.Spread | None:
+    """The test spread of `score` a checkpoint's metrics hold, or None if they hold none."""
+    key = STORED_SPREADS[score][0]
+    return outliers.Spread.from_json(metrics[key]) if key in metrics else None
 
 
 def density_input(model: AutoregressiveModel, grey: torch.Tensor) -> torch.Tensor:
@@ -106,6 +116,29 @@ class ThreeKinds:
                                                                     progress=progress)
             out.bayes_probs, out.evidence = bayes.posterior(out.class_log_likelihoods, self.log_prior)
         return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One image's score against the spread of real test images' scores."""
+
+    score: str
+    value: float
+    spread: outliers.Spread | None      # None: no test scores to compare with
+
+    @property
+    def threshold(self) -> outliers.Threshold | None:
+        return None if self.spread is None else self.spread.threshold()
+
+    @property
+    def percentile(self) -> float | None:
+        """Share of real test images scoring below this image, in percent."""
+        return None if self.spread is None else self.spread.percentile_of(self.value)
+
+    @property
+    def outlier(self) -> bool | None:
+        """True above the threshold, False below it, None without test scores."""
+        return None if self.spread is None else bool(self.threshold.flags(self.value))
 
 
 @dataclass

@@ -63,3 +63,19 @@ def test_conditional_generation_two_ways(models):
     assert torch.allclose(found.weights, probs)
     with pytest.raises(ValueError, match="class must be one of 0..9"):
         three_kinds.by_bayes(models.density, models.classifier, 12, draws=2, keep=1, generator=g)
+
+
+def test_a_verdict_compares_with_the_test_spread_and_says_nothing_without_one():
+    from explorer import outliers
+
+    spread = outliers.Spread.of(torch.arange(1000).double())
+    high = three_kinds.Verdict(three_kinds.DENSITY, 995.0, spread)
+    low = three_kinds.Verdict(three_kinds.DENSITY, 10.0, spread)
+    assert high.outlier is True and low.outlier is False
+    assert high.threshold.value == pytest.approx(989.01)
+    assert low.percentile == pytest.approx(1.0, abs=0.01)
+    unknown = three_kinds.Verdict(three_kinds.DENSITY, 10.0, None)
+    assert unknown.outlier is None and unknown.threshold is None and unknown.percentile is None
+    metrics = {"test_nll_spread": spread.to_json()}
+    assert three_kinds.stored_spread(metrics, three_kinds.DENSITY).n == 1000
+    assert three_kinds.stored_spread(metrics, three_kinds.CONDITIONAL) is None
