@@ -118,6 +118,12 @@ class ThreeKinds:
         return out
 
 
+def most_ambiguous(probabilities: torch.Tensor, a: int, b: int) -> int:
+    """The index of the image a classifier finds hardest to call between classes a and b:
+    the largest min(p(a | x), p(b | x)) among class probabilities (N, K)."""
+    return int(torch.minimum(probabilities[:, a], probabilities[:, b]).argmax())
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One image's score against the spread of real test images' scores."""

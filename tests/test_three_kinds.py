@@ -79,3 +79,9 @@ def test_a_verdict_compares_with_the_test_spread_and_says_nothing_without_one():
     metrics = {"test_nll_spread": spread.to_json()}
     assert three_kinds.stored_spread(metrics, three_kinds.DENSITY).n == 1000
     assert three_kinds.stored_spread(metrics, three_kinds.CONDITIONAL) is None
+
+
+def test_the_most_ambiguous_image_is_torn_between_the_two_classes():
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.45, 0.1, 0.45], [0.3, 0.1, 0.6], [0.1, 0.8, 0.1]])
+    assert three_kinds.most_ambiguous(probs, 0, 2) == 1
+    assert three_kinds.most_ambiguous(probs, 1, 2) == 3
