@@ -82,6 +82,6 @@ def test_a_verdict_compares_with_the_test_spread_and_says_nothing_without_one():
 
 
 def test_the_most_ambiguous_image_is_torn_between_the_two_classes():
-    probs = torch.tensor([[0.9, 0.05, 0.05], [0.45, 0.1, 0.45], [0.3, 0.1, 0.6], [0.1, 0.8, 0.1]])
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.45, 0.1, 0.45], [0.3, 0.1, 0.6], [0.1, 0.45, 0.45]])
     assert three_kinds.most_ambiguous(probs, 0, 2) == 1
     assert three_kinds.most_ambiguous(probs, 1, 2) == 3
