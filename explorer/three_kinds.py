@@ -40,15 +40,6 @@ def stored_spread(metrics: dict, score: str) -> outliers.Spread | None:
     return outliers.Spread.from_json(metrics[key]) if key in metrics else None
 
 
-def density_input(model: AutoregressiveModel, grey: torch.Tensor) -> torch.Tensor:
-    """Grey images (N, 1, H, W) in [0, 1] as a density model takes them: cut at 0.5 for a
-    binary model (one fixed rule for a user's picture and for every data set scored
-    against it), the 256 grey levels for an 8-bit one."""
-    if model.output_kind == "bernoulli":
-        return (grey >= 0.5).float()
-    return torch.round(grey * 255) / 255
-
-
 @dataclass
 class Judgement:
     """What each kind of model says about N images. Missing models leave their fields None.
@@ -96,7 +87,10 @@ class ThreeKinds:
 
     @torch.no_grad()
     def judge(self, grey: torch.Tensor, *, batch_size: int = 100, progress: bool = False) -> Judgement:
-        """Grey images (N, 1, H, W) in [0, 1] under each model present: a `Judgement`."""
+        """Grey images (N, 1, H, W) in [0, 1] under each model present: a `Judgement`.
+
+        A binary density model sees each image cut at 0.5 (one fixed rule for a user's picture
+        and for every data set scored against it), an 8-bit one its 256 grey levels."""
         out = Judgement()
         if self.classifier is not None:
             self.classifier.eval()
@@ -105,13 +99,13 @@ class ThreeKinds:
                 torch.softmax(self.classifier(grey[s:s + 1000].to(device)).double(), 1).cpu()
                 for s in range(0, len(grey), 1000)])
         if self.density is not None:
-            x = density_input(self.density, grey)
+            x = self.density.as_input(grey, threshold=True)
             device = next(self.density.parameters()).device
             out.nll = torch.cat([-self.density.log_prob(x[s:s + batch_size].to(device)).double().cpu()
                                  for s in range(0, len(x), batch_size)])
             out.complexity = outliers.png_complexity(x)
         if self.conditional is not None:
-            x = density_input(self.conditional, grey)
+            x = self.conditional.as_input(grey, threshold=True)
             out.class_log_likelihoods = bayes.class_log_likelihoods(self.conditional, x, batch_size=batch_size,
                                                                     progress=progress)
             out.bayes_probs, out.evidence = bayes.posterior(out.class_log_likelihoods, self.log_prior)

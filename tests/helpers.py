@@ -43,6 +43,8 @@ REPLAY_EPOCHS = 3
 TINY_AUTOREGRESSIVE = {
     "mnist-pixelcnn": ("pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3}),
     "mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 2, "first_kernel": 3}),
+    "mnist-gated_pixelcnn-classes": ("gated_pixelcnn", {"channels": 4, "layers": 2, "first_kernel": 3,
+                                                        "num_classes": 10}),
     "fashion-mnist-gated_pixelcnn": ("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3,
                                                         "output": "categorical256"}),
     "mnist-row_lstm": ("row_lstm", {"channels": 4, "layers": 1, "first_kernel": 3}),

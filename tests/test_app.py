@@ -23,8 +23,9 @@ ENDPOINTS = {
     "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",
     "/encode", "/encode_controls",
     "/dimension_ranking", "/direction_grid", "/attribute_walk", "/direction_scatter", "/preset_1_to_7",
+    "/three_kinds", "/three_kinds_source", "/three_kinds_example", "/three_kinds_classes", "/three_kinds_generate",
     *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score", "encode",
-                                            "directions_image")
+                                            "directions_image", "judge")
       for source in ("example", "upload", "drawing")),
 }
 

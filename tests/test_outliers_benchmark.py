@@ -11,7 +11,7 @@ import torch
 from benchmarks import outliers as benchmark
 from explorer import checkpoints, outliers, three_kinds
 from explorer.models import build
-from tests.conftest import write_fake_dataset
+from tests.helpers import write_fake_dataset
 
 
 def test_report_and_stored_spreads(tiny_trained_dir, tmp_path):

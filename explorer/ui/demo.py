@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import intake
 from . import inputs
-from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay
+from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
 from .catalog import Catalog
 from .services import Services
 from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
@@ -107,6 +107,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 pixels.build(services)
             with gr.Tab("Likelihood"):
                 likelihood.build(services)
+            with gr.Tab("Three kinds of model"):
+                side_by_side.build(services)
         model.change(user_errors(functools.partial(select_model, services)),
                      [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
                      [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
