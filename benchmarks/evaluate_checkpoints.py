@@ -51,6 +51,12 @@ def evaluate(ckpt: checkpoints.Checkpoint, data_dir: str | None, k: int, limit: 
             bayes = metrics.bayes_classifier_report(model, x, y, binary=binary, progress=True)
             result.update({k: v for k, v in bayes.items() if k != "how"})
             result["how"].update(bayes["how"])
+            classifier = ckpt.path.parent / f"{ckpt.dataset}-classifier.safetensors"
+            if classifier.exists():   # the discriminative classifier's figure, for the model card
+                accuracy = checkpoints.read_metadata(classifier)["metrics"].get("test_accuracy")
+                if accuracy is not None:
+                    result["how"]["bayes_test_accuracy"] += (f"; the discriminative classifier {classifier.name}: "
+                                                             f"{accuracy:.4f} on the grey test images")
         return result
     if model.likelihood is None:
         return metrics.reconstruction_report(model, x, y, binary=binary)

@@ -69,3 +69,8 @@ def test_a_class_conditional_model_gets_its_conditional_nll_and_bayes_accuracy(f
     assert abs(result["test_nll"] - true_nll) < 1e-3
     assert result["bayes_test_accuracy"] == float((per_label.argmax(1) == test.labels).float().mean())
     assert "Bayes classifier" in result["how"]["bayes_test_accuracy"]
+    # Beside it, the discriminative classifier's figure where one sits in the same folder.
+    checkpoints.save(tmp_path / "mnist-classifier.safetensors", build("classifier", {"channels": 4, "features": 16}),
+                     dataset="mnist", metrics={"test_accuracy": 0.9862})
+    again = evaluate_checkpoints.evaluate(checkpoints.load(path), str(fake_data), k=0, limit=None)
+    assert "the discriminative classifier mnist-classifier.safetensors: 0.9862" in again["how"]["bayes_test_accuracy"]
