@@ -308,7 +308,7 @@ def codes_report(model: VQVAE, x: torch.Tensor, y: torch.Tensor | None = None, *
 
 @torch.no_grad()
 def bayes_classifier_report(model: AutoregressiveModel, x: torch.Tensor, y: torch.Tensor, *, binary: bool = True,
-                            batch_size: int = 100, progress: bool = False) -> dict[str, Any]:
+                            batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
     """Test accuracy of the Bayes classifier of a class-conditional model: argmax_y p(x | y) p(y).
 
     The prior p(y) is uniform (the MNIST and Fashion-MNIST classes are near balanced), so

@@ -86,7 +86,7 @@ class ThreeKinds:
     log_prior: torch.Tensor | None = field(default=None)
 
     @torch.no_grad()
-    def judge(self, grey: torch.Tensor, *, batch_size: int = 100, progress: bool = False) -> Judgement:
+    def judge(self, grey: torch.Tensor, *, batch_size: int = 50, progress: bool = False) -> Judgement:
         """Grey images (N, 1, H, W) in [0, 1] under each model present: a `Judgement`.
 
         A binary density model sees each image cut at 0.5 (one fixed rule for a user's picture
@@ -106,8 +106,7 @@ class ThreeKinds:
             out.complexity = outliers.png_complexity(x)
         if self.conditional is not None:
             x = self.conditional.as_input(grey, threshold=True)
-            out.class_log_likelihoods = bayes.class_log_likelihoods(self.conditional, x, batch_size=batch_size,
-                                                                    progress=progress)
+            out.class_log_likelihoods = bayes.class_log_likelihoods(self.conditional, x, progress=progress)
             out.bayes_probs, out.evidence = bayes.posterior(out.class_log_likelihoods, self.log_prior)
         return out
 
