@@ -261,9 +261,10 @@ def autoregressive_report(model: AutoregressiveModel, x: torch.Tensor, y: torch.
     dims = x[0].numel()
     bpd = nats_to_bits_per_dim(nats, dims)
     where = ("the fixed binarized test set" if binary else "the 8-bit grey test set")
-    how_nats = (f"exact -log p(x) in nats per image (the sum of the {dims} pixel conditionals, "
+    of = "p(x)" if y is None else "p(x|y), y the true label,"   # a class-conditional model's NLL
+    how_nats = (f"exact -log {of} in nats per image (the sum of the {dims} pixel conditionals, "
                 f"{model.output_kind} outputs), mean over {len(x)} images of {where}")
-    how_bpd = f"the same exact -log2 p(x) divided by the {dims} pixels, mean over {len(x)} images of {where}"
+    how_bpd = f"the same exact -log2 {of} divided by the {dims} pixels, mean over {len(x)} images of {where}"
     return {
         "test_nll": nats, "test_bits_per_dim": bpd,
         "headline": "test_nll" if binary else "test_bits_per_dim",

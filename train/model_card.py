@@ -86,7 +86,8 @@ def render(folder: Path) -> str:
         for key, value in m.items():
             if isinstance(value, (int, float)):
                 how = m.get("how", {}).get(key, "")
-                parts.append(f"| {key} | {value:.4g} | {'(as above)' if how and how == previous else how} |")
+                cell = "(as above)" if how and how == previous else how.replace("|", "\\|")  # p(x|y), KL(p || q)
+                parts.append(f"| {key} | {value:.4g} | {cell} |")
                 previous = how
         parts.append("")
         requested = t.get("epochs_requested") or _epochs_in(t.get("command", "")) or t.get("epochs")
