@@ -4,25 +4,17 @@ AUROC for every score and outlier set, and --write-metadata stores spreads the a
 from __future__ import annotations
 
 import re
-import shutil
 
-import torch
 
 from benchmarks import outliers as benchmark
 from explorer import checkpoints, outliers, three_kinds
-from explorer.models import build
-from tests.helpers import write_fake_dataset
+from tests.helpers import benchmark_setup, write_fake_dataset
 
 
 def test_report_and_stored_spreads(tiny_trained_dir, tmp_path):
-    trained = tmp_path / "trained"
-    trained.mkdir()
-    for stem in ("mnist-classifier", "mnist-gated_pixelcnn"):
-        shutil.copy(tiny_trained_dir / f"{stem}.safetensors", trained)
-    torch.manual_seed(0)
-    conditional = build("gated_pixelcnn", {"channels": 4, "layers": 1, "first_kernel": 3, "num_classes": 10}).eval()
-    checkpoints.save(trained / "mnist-gated_pixelcnn-classes.safetensors", conditional, dataset="mnist")
-    folder = write_fake_dataset(tmp_path / "data", "mnist", n_test=24)
+    trained, folder = benchmark_setup(tiny_trained_dir, tmp_path,
+                                      ("mnist-classifier", "mnist-gated_pixelcnn", "mnist-gated_pixelcnn-classes"),
+                                      n_test=24)
     write_fake_dataset(folder, "fashion-mnist", n_test=24)
     report = tmp_path / "outliers.md"
     benchmark.main(["--trained", str(trained), "--data-dir", str(folder), "--datasets", "mnist", "--n", "24",
