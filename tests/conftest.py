@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import (TINY, TINY_AUTOREGRESSIVE, TINY_CLASSIFIER, free_port, save_tiny_gan,
+from tests.helpers import (TINY, TINY_AUTOREGRESSIVE, TINY_CLASSIFIER, TINY_CONDITIONAL, free_port, save_tiny_gan,
                            write_fake_dataset)
 
 torch.set_num_threads(1)  # CI has 2 cores; keep one for the servers some tests start
@@ -59,6 +59,12 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
         checkpoints.save(folder / f"{stem}.safetensors", build(name, cfg).eval(), dataset=dataset,
                          metrics={"test_nll": 500.0, "headline": "test_nll"},
                          training={"command": "tiny test model", "epochs": 0, "binarized": dataset == "mnist"})
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        stem, name, cfg = TINY_CONDITIONAL
+        checkpoints.save(folder / f"{stem}.safetensors", build(name, cfg).eval(), dataset="mnist",
+                         metrics={"test_nll": 500.0, "headline": "test_nll"},
+                         training={"command": "tiny test model", "epochs": 0, "binarized": True})
     checkpoints.save(folder / "mnist-classifier.safetensors", build("classifier", TINY_CLASSIFIER).eval(),
                      dataset="mnist", metrics={"test_accuracy": 0.1, "headline": "test_accuracy"},
                      training={"command": "tiny test classifier", "epochs": 0})
