@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw
 
 from .. import data, intake, outliers, render, three_kinds
 from ..three_kinds import ThreeKinds, Verdict
+from . import inputs
 from .common import DECODE, LIGHT, digit_picture, user_errors
 from .digits import digit_input, example_digit
 from .services import Memo, Services
@@ -210,9 +211,11 @@ def _verdict_text(v: Verdict | None, what: str, none_line: str, unit: str = " na
 def judge(side: SideBySide, dataset: str, picture: np.ndarray | None
           ) -> tuple[dict | None, str, pd.DataFrame | None, dict | None, str, str]:
     """The `/three_kinds` event: the three views of one picture."""
+    dataset = inputs.choice(dataset, side.datasets(), "data set whose models judge the image")
+    picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick an example, upload or draw an image first.")
-    v = side.judge(dataset, intake.prepare_digit(np.asarray(picture)))
+    v = side.judge(dataset, intake.prepare_digit(picture))
     classifier_text = "No classifier of this data set is loaded."
     if v.classifier:
         top = max(v.classifier, key=v.classifier.get)
@@ -246,19 +249,18 @@ def reading(v: Verdicts) -> str:
 
 def ready_example(side: SideBySide, name: str) -> tuple[np.ndarray, str]:
     """The `/three_kinds_example` event."""
-    image, caption = side.example(name)
+    image, caption = side.example(inputs.choice(name, EXAMPLES, "ready example"))
     return digit_picture(image), caption
 
 
 def generate(side: SideBySide, dataset: str, label: str, seed: float | None
              ) -> tuple[list, list, str]:
     """The `/three_kinds_generate` event: samples of p(x | y) straight, and by Bayes."""
+    dataset = inputs.choice(dataset, side.datasets(), "data set whose models generate")
     classes = data.class_names(dataset)
-    if label not in classes:
-        raise ValueError(f"Pick a class of {dataset}: {', '.join(classes)}.")
-    y = classes.index(label)
+    y = classes.index(inputs.choice(label, classes, f"class of {dataset}"))
     models = side.models(dataset)
-    g = torch.Generator().manual_seed(int(seed or 0))
+    g = torch.Generator().manual_seed(inputs.seed(seed))
     direct, bayes_way, note = [], [], []
     if models.conditional is not None:
         direct = [(render.to_uint8(x), f"p(x | {label})") for x in three_kinds.from_conditional(models.conditional, y, SHOWN, g)]
@@ -273,6 +275,12 @@ def generate(side: SideBySide, dataset: str, label: str, seed: float | None
     else:
         note.append("Bayes resampling needs an unconditional density model and a classifier of this data set.")
     return direct, bayes_way, "  \n".join(note)
+
+
+def class_choices(side: SideBySide, dataset: str) -> gr.Dropdown:
+    """The `/three_kinds_classes` event: the class picker follows the data set."""
+    classes = data.class_names(inputs.choice(dataset, side.datasets(), "data set"))
+    return gr.Dropdown(choices=classes, value=classes[0])
 
 
 def build(services: Services) -> None:
@@ -321,7 +329,7 @@ def build(services: Services) -> None:
                     api_name="three_kinds_example", **LIGHT)
     dataset.change(user_errors(functools.partial(example_digit, services.dataset_example)), [dataset, digit.index],
                    [digit.preview, digit.caption], api_name="three_kinds_source", **DECODE)
-    dataset.change(lambda d: gr.Dropdown(choices=data.class_names(d), value=data.class_names(d)[0]), dataset, label,
+    dataset.change(user_errors(functools.partial(class_choices, side)), dataset, label,
                    api_name="three_kinds_classes", **LIGHT)
     digit.preview.change(user_errors(functools.partial(judge, side)), [dataset, digit.preview], outputs,
                          api_name="three_kinds", trigger_mode="always_last", **DECODE)
