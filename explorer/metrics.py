@@ -174,13 +174,23 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 def classify(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes (N,) and penultimate features (N, F) for images in [0, 1]."""
+    preds, feats, _ = _classifier_pass(classifier, images, batch_size)
+    return preds, feats
+
+
+@torch.no_grad()
+def _classifier_pass(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass of the classifier: classes (N,), features (N, F) and top-class probabilities (N,)."""
     classifier.eval()
-    preds, feats = [], []
+    preds, feats, top = [], [], []
     for s in _batches(len(images), batch_size):
         f = classifier.features(images[s].to(_device(classifier)))
+        logits = classifier.head(f)
         feats.append(f.cpu())
-        preds.append(classifier.head(f).argmax(1).cpu())
-    return torch.cat(preds), torch.cat(feats)
+        preds.append(logits.argmax(1).cpu())
+        top.append(torch.softmax(logits.float(), 1).max(1).values.cpu())
+    return torch.cat(preds), torch.cat(feats), torch.cat(top)
 
 
 @torch.no_grad()
@@ -209,21 +219,20 @@ LEGIBLE_PROBABILITY = 0.9
 @torch.no_grad()
 def legible_share(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> float:
     """The share of images the classifier labels with probability >= LEGIBLE_PROBABILITY."""
-    classifier.eval()
-    confident = 0
-    for s in _batches(len(images), batch_size):
-        logits = classifier.head(classifier.features(images[s].to(_device(classifier))))
-        confident += int((torch.softmax(logits.float(), 1).max(1).values >= LEGIBLE_PROBABILITY).sum())
-    return confident / len(images)
+    return _legible(_classifier_pass(classifier, images, batch_size)[2])
+
+
+def _legible(top_probabilities: torch.Tensor) -> float:
+    return float((top_probabilities >= LEGIBLE_PROBABILITY).float().mean())
 
 
 def sample_quality(images: torch.Tensor, classifier: torch.nn.Module, reference_features: torch.Tensor,
                    num_classes: int = 10) -> dict[str, Any]:
     """Classes covered, KL to uniform, legible share and Frechet distance to the reference
     (test) features."""
-    preds, feats = classify(classifier, images)
+    preds, feats, top = _classifier_pass(classifier, images)   # one pass serves every score
     out: dict[str, Any] = coverage(torch.bincount(preds, minlength=num_classes))
-    out["legible"] = legible_share(classifier, images)
+    out["legible"] = _legible(top)
     out["frechet_distance"] = frechet_distance(feats, reference_features)
     out["class_histogram"] = torch.bincount(preds, minlength=num_classes).tolist()
     return out
@@ -335,10 +344,9 @@ def replay_class_scores(classifier: torch.nn.Module, frames: torch.Tensor) -> li
     The same fixed-seed samples every epoch, so a change between epochs is the generator's
     doing; a collapsing GAN shows few classes per epoch, hopping from one to another.
     """
-    preds, _ = classify(classifier, frames.flatten(0, 1))
+    preds, _, top = _classifier_pass(classifier, frames.flatten(0, 1))
     scores = []
-    for frame, epoch_preds in zip(frames, preds.view(len(frames), -1)):
+    for epoch_preds, epoch_top in zip(preds.view(len(frames), -1), top.view(len(frames), -1)):
         counts = torch.bincount(epoch_preds, minlength=classifier.num_classes)
-        scores.append({**coverage(counts), "class_histogram": counts.tolist(),
-                       "legible": legible_share(classifier, frame)})
+        scores.append({**coverage(counts), "class_histogram": counts.tolist(), "legible": _legible(epoch_top)})
     return scores
