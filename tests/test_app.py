@@ -18,7 +18,8 @@ from tests.helpers import app_py_serving, free_port, write_fake_dataset
 
 
 ENDPOINTS = {
-    "/select_model", "/grid", "/interpolate", "/compare", "/compare_controls", "/manifold",
+    "/select_model", "/grid_for_model", "/grid", "/interpolation_model", "/restore_link", "/share_link",
+    "/interpolate", "/compare", "/compare_controls", "/manifold",
     "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
     "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",
     "/encode", "/encode_controls",
@@ -51,22 +52,20 @@ def test_select_model_narrows_the_sliders_and_shows_the_class_picker(server, tmp
 
     # Its own session: narrowing the sliders is per session, as on the page.
     client = Client(server[0], verbose=False, download_files=str(tmp_path))
-    info, dx, dy, grid_label, interp_label = client.predict("mnist-cvae", 3, 2, None, None,
-                                                            api_name="/select_model")
+    info, dx, dy, grid_label = client.predict("mnist-cvae", 3, 2, None, api_name="/select_model")
     # The sliders move to the model's two strongest dimensions, as the Directions tab ranks them.
     ranking, _ = client.predict("mnist-cvae", api_name="/dimension_ranking")
     strongest = [int(d[1:]) for d in (row[0] for row in ranking["data"][:2])]
     assert "conditional on 10 classes" in info and [dx["value"], dy["value"]] == strongest
     assert grid_label["visible"] is True and len(grid_label["choices"]) == 10
-    info, dx, dy, grid_label, interp_label = client.predict("mnist-vae2d", 3, 2, None, None,
-                                                            api_name="/select_model")
+    info, dx, dy, grid_label = client.predict("mnist-vae2d", 3, 2, None, api_name="/select_model")
     assert "latent dimensions: 2" in info
     assert dx["maximum"] == dy["maximum"] == 1 and {dx["value"], dy["value"]} == {0, 1}
     assert grid_label["visible"] is False
 
 
 def test_select_model_describes_a_gan(client):
-    info, *_ = client.predict("mnist-dcgan", 0, 1, None, None, api_name="/select_model")
+    info, *_ = client.predict("mnist-dcgan", 0, 1, None, api_name="/select_model")
     assert "frechet_distance = 12.30" in info and "no encoder" in info
 
 

@@ -94,7 +94,7 @@ def test_the_page_says_once_and_kindly_that_there_are_no_test_images(offline_app
 def test_every_answer_is_friendly_and_the_likelihood_tab_scores_a_sample(offline_app, tmp_path):
     _, client, home, trained = offline_app
     answers = []
-    info, *_ = client.predict("mnist-vae", 0, 1, None, None, api_name="/select_model")
+    info, *_ = client.predict("mnist-vae", 0, 1, None, api_name="/select_model")
     answers.append(info)
     assert "examples are samples from the model" in info
     digit, caption = client.predict("mnist-vae", 3, api_name="/a_from_example")

@@ -35,11 +35,29 @@ REPLAY = {"concurrency_id": "replay", "concurrency_limit": 8}
 
 BASE_MEAN, BASE_RANDOM, BASE_IMAGE = "prior mean", "random draw (seed)", "encoded image"
 
-# Tiny 28x28 previews are drawn with hard pixel edges, not browser smoothing.
+# Tiny 28x28 previews are drawn with hard pixel edges, not browser smoothing. The rest fits a
+# tab's main picture and its primary control on a 1280x720 projector without scrolling
+# (`.main-picture` is bounded by the viewport's height), keeps the tab bar whole on a phone,
+# and is presentation mode (`body.present`: chrome hidden, larger type and pictures; toggled
+# by the header's button or `?present=1`, see links.PAGE_JS).
 CSS = """
 .pixelated img { image-rendering: pixelated; width: 112px !important; height: 112px !important;
                  object-fit: contain; margin: auto; }
 .notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
+.page-header { align-items: center; gap: 0.5em; }
+.page-header h1 { font-size: 1.5rem; margin: 0; }
+.page-header .tagline p { font-size: 0.9rem; margin: 0; color: var(--body-text-color-subdued); }
+.lead p { margin: 0; }
+.main-picture img { max-height: calc(100vh - 260px); object-fit: contain; image-rendering: pixelated; }
+.main-picture.tall img { max-height: calc(100vh - 200px); }
+.main-tabs > div[role=tablist], .main-tabs .tab-wrapper { flex-wrap: wrap; overflow-x: auto; }
+@media (max-width: 640px) {
+  .main-tabs button[role=tab] { padding: 4px 8px; font-size: 0.85rem; }
+  .page-header { flex-wrap: wrap; }
+}
+body.present .chrome, body.present footer, body.present .lead { display: none !important; }
+body.present .gradio-container { font-size: 1.2rem; max-width: 100% !important; }
+body.present .main-picture img { max-height: calc(100vh - 170px); }
 """
 
 
@@ -144,6 +162,14 @@ class FileStore:
             for old in files[:-self.keep]:
                 old.unlink(missing_ok=True)
         return str(path)
+
+
+def about_model(catalog: Catalog, name: str | None) -> gr.Markdown:
+    """A folded "about this model" box (what it is, its metric explained, how it was trained):
+    the long text stays out of the way of the picture until asked for. Returns its Markdown,
+    which a model picker's event updates with `model_info`."""
+    with gr.Accordion("About this model", open=False, elem_classes=["chrome"]):
+        return gr.Markdown(model_info(catalog, name) if name else "")
 
 
 def model_info(catalog: Catalog, name: str) -> str:

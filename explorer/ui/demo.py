@@ -1,4 +1,5 @@
-"""The whole app: a model picker above one tab per view, joined into one `gr.Blocks`.
+"""The whole app: a compact header (presentation mode, copy link, presets) above one tab per
+view, joined into one `gr.Blocks`. Each tab has its own model picker where one applies.
 
 `build_demo(catalog)` returns the Blocks with its queue configured; `launch(demo)` starts it
 with the app's styling. Models are loaded once (in the Catalog); their cached computations
@@ -8,7 +9,6 @@ picture of every tab is computed at build time.
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from pathlib import Path
@@ -22,25 +22,31 @@ from . import inputs
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
 from .catalog import Catalog
 from .services import Services
-from .common import CSS, LIGHT, FileStore, class_picker, model_info, user_errors
-from .grid import GridTab, fit_dims
+from .common import CSS, FileStore
+from .grid import default_model
+from .links import Links, presets_markdown
 
 TITLE = "Latent Explorer"
+TAGLINE = ("Walk a model's code space, encode and interpolate digits, watch PixelCNN and PixelRNN draw "
+           "pixel by pixel, and ask how surprised each model is by an image.")
+# The tabs, by the id a link names them with (see `links`).
+TAB_LABELS = {"grid": "Latent grid", "interpolation": "Interpolation", "encode": "Encode",
+              "directions": "Directions", "compare": "AE vs VAE", "manifold": "2-D manifold",
+              "replay": "Training replay", "pixels": "Pixel by pixel", "likelihood": "Likelihood",
+              "three-kinds": "Three kinds of model"}
+# Presentation mode: a class on the page's body (styles in common.CSS), toggled by the header's
+# button, or on load by `?present=1` (PAGE_JS, run by the browser when the page opens).
+TOGGLE_PRESENT_JS = "() => { document.body.classList.toggle('present'); }"
+PAGE_JS = """() => {
+  const params = new URLSearchParams(window.location.search);
+  if (params.get('present') === '1') document.body.classList.add('present');
+}"""
 # Queue: at most this many waiting requests in all; beyond it new ones are turned away with
 # a message instead of piling up behind a flood. A lecture hall (100-200 people, each a few
 # events at once) fits; a flood past it is bounded.
 MAX_QUEUE = 600
 # Sessions whose state Gradio keeps (about 340 kB each); the oldest are dropped past it.
 SESSIONS = 400
-
-
-def default_model(catalog: Catalog) -> str | None:
-    """The model the page opens on: an unconditional VAE on MNIST where there is one."""
-    def rank(name: str) -> tuple[int, int, int]:
-        ckpt = catalog.checkpoint(name, "latent")
-        return (ckpt.dataset != "mnist", ckpt.model.num_classes != 0,
-                getattr(ckpt.model, "variational", False) is not True)
-    return min(catalog.latent_names, key=rank) if catalog.latent_names else None
 
 
 def notices_markdown(catalog: Catalog) -> str:
@@ -55,64 +61,56 @@ def notices_markdown(catalog: Catalog) -> str:
     return ("**Notice**\n" + "\n".join(lines)) if lines else ""
 
 
-def select_model(services: Services, name: str, dim_x: Any, dim_y: Any, grid_label: Any,
-                 interp_label: Any) -> tuple[str, gr.Slider, gr.Slider, gr.Dropdown, gr.Dropdown]:
-    """What changes with the model: its description, the dimension sliders' range (set to the
-    model's two strongest dimensions), the class pickers."""
-    catalog = services.catalog
-    name = inputs.model_name(catalog, name, "latent")
-    model = catalog.checkpoint(name, "latent").model
-    top = max(model.latent_dim - 1, 1)
-    dx, dy = (services.code_directions(name).ranking.strongest(2) if model.latent_dim >= 2
-              else fit_dims(dim_x, dim_y, 2))
-    return (model_info(catalog, name), gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy),
-            class_picker(catalog, name, grid_label), class_picker(catalog, name, interp_label))
-
-
 def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
     """The Gradio app over the models in `catalog`; every event has an api_name."""
     services = Services(catalog)
     if warm_up:
         services.warm_up()
     store = FileStore()
-    start = default_model(catalog)
+    start = default_model(catalog) if catalog.latent_names else None
+    links = Links()
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(f"# {TITLE}\nPick a model, walk its code space, encode your own digits and "
-                    "interpolate between them; watch PixelCNN and PixelRNN draw pixel by pixel, and ask "
-                    "how surprised each model is by an image.")
+        with gr.Row(elem_classes=["page-header"]):
+            gr.Markdown(f"# {TITLE}", elem_classes=["title"])
+            gr.Markdown(TAGLINE, elem_classes=["tagline", "chrome"])
+            present = gr.Button("Presentation mode", size="sm", scale=0, min_width=160, elem_id="present-toggle")
+            link_button = gr.Button("Copy link", size="sm", scale=0, min_width=110, elem_id="copy-link",
+                                    elem_classes=["chrome"])
+        with gr.Row(elem_classes=["chrome"]):
+            link_box = gr.Textbox(label="link to this view (copied)", show_label=False, container=False,
+                                  placeholder="Copy link puts the address of this view here and on the clipboard",
+                                  buttons=["copy"], scale=3, elem_id="link-box")
+            with gr.Column(scale=2):
+                with gr.Accordion("Presets: lecture moments, one click each", open=False):
+                    presets = gr.Markdown("")
         gr.Markdown(notices_markdown(catalog), elem_classes=["notice"], visible=bool(notices_markdown(catalog)))
         if start is None:
             gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")
             return demo.queue(max_size=MAX_QUEUE)
-        with gr.Row():
-            model = gr.Dropdown(catalog.choices(), value=start, label="model (grid and interpolation tabs)",
-                                scale=2)
-            info = gr.Markdown(model_info(catalog, start))
-        with gr.Tabs():
-            with gr.Tab("Latent grid"):
-                grid_tab: GridTab = grid.build(services, model)
-            with gr.Tab("Interpolation"):
-                interp_label = interpolate.build(services, model, store)
-            with gr.Tab("Encode"):
+        with gr.Tabs(elem_classes=["main-tabs"]) as tabs:
+            with gr.Tab(TAB_LABELS["grid"], id="grid"):
+                links.add(grid.build(services, start).link)
+            with gr.Tab(TAB_LABELS["interpolation"], id="interpolation"):
+                links.add(interpolate.build(services, start, store))
+            with gr.Tab(TAB_LABELS["encode"], id="encode"):
                 encode.build(services, start)
-            with gr.Tab("Directions"):
+            with gr.Tab(TAB_LABELS["directions"], id="directions"):
                 directions.build(services, start)
-            with gr.Tab("AE vs VAE"):
+            with gr.Tab(TAB_LABELS["compare"], id="compare"):
                 compare.build(catalog)
-            with gr.Tab("2-D manifold"):
+            with gr.Tab(TAB_LABELS["manifold"], id="manifold"):
                 manifold.build(services)
-            with gr.Tab("Training replay"):
-                replay.build(services)
-            with gr.Tab("Pixel by pixel"):
-                pixels.build(services)
-            with gr.Tab("Likelihood"):
+            with gr.Tab(TAB_LABELS["replay"], id="replay"):
+                links.add(replay.build(services))
+            with gr.Tab(TAB_LABELS["pixels"], id="pixels"):
+                links.add(pixels.build(services))
+            with gr.Tab(TAB_LABELS["likelihood"], id="likelihood"):
                 likelihood.build(services)
-            with gr.Tab("Three kinds of model"):
-                side_by_side.build(services)
-        model.change(user_errors(functools.partial(select_model, services)),
-                     [model, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
-                     [info, grid_tab.dim_x, grid_tab.dim_y, grid_tab.label, interp_label],
-                     api_name="select_model", **LIGHT)
+            with gr.Tab(TAB_LABELS["three-kinds"], id="three-kinds"):
+                links.add(side_by_side.build(services))
+        presets.value = presets_markdown({*catalog.latent, *catalog.autoregressive}, set(links.tabs))
+        present.click(None, None, None, js=TOGGLE_PRESENT_JS, api_name="presentation_mode")
+        links.wire(demo, tabs, TAB_LABELS, link_button, link_box)
     return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2)
 
 
@@ -120,6 +118,7 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
     """Start the app with its styling; host and port come from GRADIO_SERVER_NAME /
     GRADIO_SERVER_PORT unless given. Extra keyword arguments go to `Blocks.launch`."""
     kwargs.setdefault("css", CSS)
+    kwargs.setdefault("js", PAGE_JS)
     kwargs.setdefault("max_file_size", "50mb")
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("state_session_capacity", SESSIONS)

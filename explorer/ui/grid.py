@@ -1,7 +1,9 @@
 """Latent grid tab: what two chosen code dimensions do, with every other dimension held fixed.
 
 Endpoint `/grid`: (model, dim_x, dim_y, span, size, fixed, seed, image, label) -> the grid
-picture and the fixed code. The grid spans mean +- span standard deviations of the model's
+picture and the fixed code. `/select_model`: (model, dim_x, dim_y, label) -> its description,
+the dimension sliders (narrowed to the model, set to its two strongest dimensions), the class
+picker; then `/grid_for_model` redraws. The grid spans mean +- span standard deviations of the model's
 code spread along the two dims; the others sit at the prior mean, a seeded random draw, or
 the code of an encoded image.
 """
@@ -20,7 +22,10 @@ from PIL import Image
 from .. import intake, latent, render
 from .services import Services
 from . import inputs
-from .common import BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, class_picker, label_or_none, user_errors
+from .catalog import Catalog
+from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, about_model, class_picker, label_or_none,
+                     model_info, user_errors)
+from .links import Shareable
 from .digits import DigitInput, digit_input
 
 SIZE_RANGE = (3, 15)
@@ -29,10 +34,12 @@ SPAN_RANGE = (0.5, 5.0)
 
 @dataclass
 class GridTab:
+    model: gr.Dropdown
     dim_x: gr.Slider
     dim_y: gr.Slider
     label: gr.Dropdown
     image: gr.Image
+    link: Shareable
 
 
 def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
@@ -83,44 +90,101 @@ def grid_picture(services: Services, name: str, dim_x: Any, dim_y: Any, span: fl
     return picture, [round(float(v), 5) for v in base]
 
 
-def build(services: Services, model: gr.Dropdown) -> GridTab:
+def select(services: Services, name: str, dim_x: Any, dim_y: Any, label: Any
+           ) -> tuple[str, gr.Slider, gr.Slider, gr.Dropdown]:
+    """What changes with the model: its description, the dimension sliders' range (set to the
+    model's two strongest dimensions), the class picker."""
+    catalog = services.catalog
+    name = inputs.model_name(catalog, name, "latent")
+    model = catalog.checkpoint(name, "latent").model
+    top = max(model.latent_dim - 1, 1)
+    dx, dy = (services.code_directions(name).ranking.strongest(2) if model.latent_dim >= 2
+              else fit_dims(dim_x, dim_y, 2))
+    return (model_info(catalog, name), gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy),
+            class_picker(catalog, name, label))
+
+
+def restore(services: Services, params: dict[str, str]) -> list[Any]:
+    """A link's settings (see `links`) as updates of model, dims, span, size, fixed, seed."""
+    catalog = services.catalog
+    name = inputs.model_name(catalog, params.get("model") or default_model(catalog), "latent")
+    model = catalog.checkpoint(name, "latent").model
+    strongest = (services.code_directions(name).ranking.strongest(2) if model.latent_dim >= 2 else (0, 1))
+    dx = inputs.whole(params.get("dx", strongest[0]), "x-axis dimension", 0, model.latent_dim - 1)
+    dy = inputs.whole(params.get("dy", strongest[1]), "y-axis dimension", 0, model.latent_dim - 1)
+    if dx == dy:
+        raise ValueError("the two axes are the same dimension")
+    span = inputs.number(params.get("span", 2.5), "range", *SPAN_RANGE)
+    size = inputs.count(params.get("size", 9), "grid size", *SIZE_RANGE)
+    seed = inputs.seed(params.get("seed", 0))
+    fixed = BASE_RANDOM if "seed" in params else BASE_MEAN
+    top = max(model.latent_dim - 1, 1)
+    return [name, gr.Slider(maximum=top, value=dx), gr.Slider(maximum=top, value=dy), span, size, fixed, seed]
+
+
+def default_model(catalog: Catalog) -> str:
+    """The model the tab opens on: an unconditional VAE on MNIST where there is one."""
+    def rank(name: str) -> tuple[int, int, int]:
+        ckpt = catalog.checkpoint(name, "latent")
+        return (ckpt.dataset != "mnist", ckpt.model.num_classes != 0,
+                getattr(ckpt.model, "variational", False) is not True)
+    return min(catalog.latent_names, key=rank)
+
+
+def build(services: Services, start: str) -> GridTab:
     """The tab's widgets and its `/grid` event (re-run on every control, last value wins)."""
     catalog = services.catalog
-    start = catalog.checkpoint(model.value, "latent").model if model.value else None
     # The server checks slider values against the range set here, so it spans every model
-    # (an API caller may pick any); picking a model narrows it on the page (select_model).
+    # (an API caller may pick any); picking a model narrows it on the page (`/select_model`).
     dim_max = catalog.widest_code() - 1
+    start_model = catalog.checkpoint(start, "latent").model
     # The grid opens on the start model's two strongest dimensions (explorer.directions).
-    dx0, dy0 = (services.code_directions(model.value).ranking.strongest(2)
-                if start is not None and start.latent_dim >= 2 else (0, 1))
+    dx0, dy0 = (services.code_directions(start).ranking.strongest(2) if start_model.latent_dim >= 2 else (0, 1))
     gr.Markdown("Each picture decodes one code. Across the grid, two code dimensions sweep from "
                 "-span to +span standard deviations of the model's code spread; every other "
-                "dimension stays at the fixed code below.")
+                "dimension stays at the fixed code below.", elem_classes=["lead"])
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            dim_x = gr.Slider(0, max(dim_max, 1), value=dx0, step=1, label="x-axis dimension", key="grid-dx")
+            model = gr.Dropdown(catalog.choices(), value=start, label="model", elem_id="grid-model")
+            dim_x = gr.Slider(0, max(dim_max, 1), value=dx0, step=1, label="x-axis dimension", key="grid-dx",
+                              elem_id="grid-dx")
             dim_y = gr.Slider(0, max(dim_max, 1), value=dy0, step=1, label="y-axis dimension", key="grid-dy")
             span = gr.Slider(*SPAN_RANGE, value=2.5, step=0.25, label="range (+- standard deviations)")
             size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size (pictures per side)")
             fixed = gr.Radio([BASE_MEAN, BASE_RANDOM, BASE_IMAGE], value=BASE_MEAN,
                              label="other dimensions fixed at")
             seed = gr.Number(value=0, precision=0, label="seed (for the random draw)")
-            label = class_picker(catalog, model.value)
+            label = class_picker(catalog, start)
             digit: DigitInput = digit_input(services.example, model, "grid_image", "Image to encode")
+            info = about_model(catalog, start)
         with gr.Column(scale=2):
-            initial = None
-            code = None
-            if start is not None:
-                initial, code = grid_picture(services, model.value, dx0, dy0, 2.5, 9, BASE_MEAN, 0, None, 0)
+            initial, code = grid_picture(services, start, dx0, dy0, 2.5, 9, BASE_MEAN, 0, None, 0)
             image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
-                             interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid")
+                             interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid",
+                             elem_classes=["main-picture"])
             fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")
+    model.input(user_errors(functools.partial(select, services)), [model, dim_x, dim_y, label],
+                [info, dim_x, dim_y, label], api_name="select_model", **LIGHT
+                ).then(user_errors(functools.partial(grid_picture, services)),
+                       [model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label], [image, fixed_code],
+                       api_name="grid_for_model", show_progress="minimal", **DECODE)
+    controls = [model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label]
     gr.on(
-        triggers=[model.change, dim_x.input, dim_y.input, span.input, size.input, fixed.input,
+        triggers=[dim_x.input, dim_y.input, span.input, size.input, fixed.input,
                   seed.input, label.input, digit.preview.change],
         fn=user_errors(functools.partial(grid_picture, services)),
-        inputs=[model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label],
+        inputs=controls,
         outputs=[image, fixed_code],
         api_name="grid", trigger_mode="always_last", show_progress="minimal", **DECODE,
     )
-    return GridTab(dim_x, dim_y, label, image)
+    link = Shareable("grid", ("model", "dx", "dy", "span", "size", "fixed", "seed"),
+                     [model, dim_x, dim_y, span, size, fixed, seed], functools.partial(restore, services),
+                     redraw=(functools.partial(grid_picture, services), controls, [image, fixed_code]),
+                     share=share)
+    return GridTab(model, dim_x, dim_y, label, image, link)
+
+
+def share(model: str, dim_x: Any, dim_y: Any, span: Any, size: Any, fixed: str, seed: Any) -> dict[str, Any]:
+    """A link's parameters: the seed only where the other dimensions are a random draw."""
+    return {"model": model, "dx": dim_x, "dy": dim_y, "span": span, "size": size,
+            **({"seed": seed} if fixed == BASE_RANDOM else {})}

@@ -3,7 +3,8 @@
 Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip, the
 two endpoint reconstructions, the prior log-density along the lerp and slerp paths, the
 strip as a PNG and an animated GIF to download, and a note (for a GAN: how well the
-inversion that stands in for its encoder fitted the two digits; otherwise empty).
+inversion that stands in for its encoder fitted the two digits; otherwise empty). Every
+control reruns it. `/interpolation_model`: (model, label) -> its description and class picker.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from PIL import Image
 from .. import intake, latent, render
 from .services import Services
 from . import inputs
-from .common import ENCODE, FileStore, class_picker, digit_picture, label_or_none, user_errors
+from .common import (ENCODE, LIGHT, FileStore, about_model, class_picker, digit_picture, label_or_none, model_info,
+                     user_errors)
+from .links import Shareable
 from .digits import digit_input
 
 STEPS_RANGE = (2, 20)
@@ -74,30 +77,51 @@ def interpolation(services: Services, store: FileStore, name: str, image_a: np.n
             density_table(services, name, z0, z1, steps), png, gif, note)
 
 
-def build(services: Services, model: gr.Dropdown, store: FileStore) -> gr.Dropdown:
-    """The tab's widgets and its `/interpolate` event; returns its class picker."""
+def select(services: Services, name: str, label: Any) -> tuple[str, gr.Dropdown]:
+    """What changes with the model: its description and the class picker."""
+    catalog = services.catalog
+    name = inputs.model_name(catalog, name, "latent")
+    return model_info(catalog, name), class_picker(catalog, name, label)
+
+
+def restore(services: Services, params: dict[str, str]) -> list[Any]:
+    """A link's settings (see `links`): model, the test image numbers of A and B, method, steps."""
+    catalog = services.catalog
+    name = inputs.model_name(catalog, params.get("model") or catalog.latent_names[0], "latent")
+    a = inputs.whole(params.get("a", 0), "test image number", 0, 10**9)
+    b = inputs.whole(params.get("b", 1), "test image number", 0, 10**9)
+    method = inputs.choice(params.get("method", "slerp"), list(latent.METHODS), "interpolation method")
+    steps = inputs.count(params.get("steps", 10), "number of steps", *STEPS_RANGE)
+    return [name, a, b, method, steps]
+
+
+def build(services: Services, start: str, store: FileStore) -> Shareable:
+    """The tab's widgets and its `/interpolate` event; returns what a link holds of it."""
     catalog = services.catalog
     gr.Markdown("Encode two digits, then decode codes on the way from one to the other. "
                 "**lerp** walks the straight line; **slerp** turns along the sphere, keeping the "
                 "length typical of prior codes. The plot shows why that matters: in many "
                 "dimensions the straight line's middle is unusually *close to the centre*, "
-                "a region the decoder rarely saw.")
+                "a region the decoder rarely saw.", elem_classes=["lead"])
+    with gr.Row():
+        model = gr.Dropdown(catalog.choices(), value=start, label="model", scale=3, elem_id="interpolation-model")
+        method = gr.Radio(list(latent.METHODS), value="slerp", label="method", scale=1, elem_id="interpolation-method")
+        steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps", scale=2)
+        label = class_picker(catalog, start)
+    outputs = [None] * 6 + [""]
+    strip_slot = gr.Column()  # the strip goes first, above the inputs; filled in below
     with gr.Row():
         with gr.Column():
             a = digit_input(services.example, model, "a", "Digit A", default_index=0)
         with gr.Column():
             b = digit_input(services.example, model, "b", "Digit B", default_index=1)
-    with gr.Row():
-        method = gr.Radio(list(latent.METHODS), value="slerp", label="method")
-        steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps")
-        label = class_picker(catalog, model.value)
-        run = gr.Button("Interpolate", variant="primary")
-    outputs = [None] * 6 + [""]
-    if model.value in catalog.latent:
-        outputs = list(interpolation(services, store, model.value, a.initial, b.initial, "slerp", 10, 0))
-    strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
-                     interactive=False)
-    note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
+    if start in catalog.latent:
+        outputs = list(interpolation(services, store, start, a.initial, b.initial, "slerp", 10, 0))
+    with strip_slot:
+        strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
+                         interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"])
+    with strip_slot:
+        note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
                          interactive=False, height=190, width=170, elem_classes=["pixelated"])
@@ -108,12 +132,16 @@ def build(services: Services, model: gr.Dropdown, store: FileStore) -> gr.Dropdo
     with gr.Row():
         png = gr.File(value=outputs[4], label="strip (PNG)")
         gif = gr.File(value=outputs[5], label="animation (GIF)")
+    info = about_model(catalog, start)
+    controls = [model, a.preview, b.preview, method, steps, label]
+    results = [strip, rec_a, rec_b, plot, png, gif, note]
+    run = functools.partial(interpolation, services, store)
+    model.input(user_errors(functools.partial(select, services)), [model, label], [info, label],
+                api_name="interpolation_model", **LIGHT)
     gr.on(
-        triggers=[run.click, model.change, method.input, steps.input, label.input,
-                  a.preview.change, b.preview.change],
-        fn=user_errors(functools.partial(interpolation, services, store)),
-        inputs=[model, a.preview, b.preview, method, steps, label],
-        outputs=[strip, rec_a, rec_b, plot, png, gif, note],
+        triggers=[model.input, method.input, steps.input, label.input, a.preview.change, b.preview.change],
+        fn=user_errors(run), inputs=controls, outputs=results,
         api_name="interpolate", trigger_mode="always_last", show_progress="minimal", **ENCODE,
     )
-    return label
+    return Shareable("interpolation", ("model", "a", "b", "method", "steps"), [model, a.index, b.index, method, steps],
+                     functools.partial(restore, services), redraw=(run, controls, results))

@@ -29,6 +29,7 @@ from .. import metrics, render
 from .catalog import Catalog
 from .services import Replay, Services
 from . import inputs
+from .links import Shareable
 from .common import LIGHT, REPLAY, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
@@ -146,13 +147,14 @@ def default_replay(catalog: Catalog, names: list[str]) -> str:
     return next((n for n in names if catalog.checkpoint(n, "latent").model.name == "gan"), names[0])
 
 
-def build(services: Services) -> None:
-    """The tab's widgets and its `/replay_run`, `/replay_epoch` and `/replay_play` events."""
+def build(services: Services) -> Shareable | None:
+    """The tab's widgets and its `/replay_run`, `/replay_epoch` and `/replay_play` events;
+    returns what a link holds of it (the run: choosing it redraws the tab)."""
     names = services.catalog.replay_names()
     if not names:
         gr.Markdown("No checkpoint with a training replay is loaded. GAN training stores one: "
                     "train a GAN with `python -m train dcgan ...` to watch it learn here.")
-        return
+        return None
     gr.Markdown(EXPLANATION)
     start = default_replay(services.catalog, names)
     replays = [services.replay(n) for n in names]
@@ -190,3 +192,5 @@ def build(services: Services) -> None:
                  api_name="replay_run", cancels=[playing], **LIGHT)
     epoch.input(user_errors(functools.partial(epoch_view, services)), [model, epoch], view,
                 api_name="replay_epoch", trigger_mode="always_last", show_progress="minimal", **LIGHT)
+    return Shareable("replay", ("model",), [model],
+                     lambda params: [inputs.choice(params.get("model", start), names, "training run")])

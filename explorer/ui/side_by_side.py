@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -34,6 +35,7 @@ from PIL import Image, ImageDraw
 from .. import data, intake, outliers, render, three_kinds
 from ..three_kinds import ThreeKinds, Verdict
 from . import inputs
+from .links import Shareable
 from .common import DECODE, LIGHT, digit_picture, user_errors
 from .digits import digit_input, example_digit
 from .services import Memo, Services
@@ -283,13 +285,14 @@ def class_choices(side: SideBySide, dataset: str) -> gr.Dropdown:
     return gr.Dropdown(choices=classes, value=classes[0])
 
 
-def build(services: Services) -> None:
-    """The tab's widgets and its events."""
+def build(services: Services) -> Shareable | None:
+    """The tab's widgets and its events; returns what a link holds of it (the data set and a
+    ready example: choosing them redraws the tab)."""
     side = SideBySide(services)
     datasets = side.datasets()
     if not datasets:
         gr.Markdown("No density model is loaded. Train one with `python -m train gated_pixelcnn ...`.")
-        return
+        return None
     start = "mnist" if "mnist" in datasets else datasets[0]
     gr.Markdown("A classifier p(y|x), a density model p(x) and a class-conditional model p(x|y) look at the "
                 "same image. Which can say \"this is no digit\"?")
@@ -335,3 +338,10 @@ def build(services: Services) -> None:
                          api_name="three_kinds", trigger_mode="always_last", **DECODE)
     go.click(user_errors(functools.partial(generate, side)), [dataset, label, seed], [direct, resampled, note],
              api_name="three_kinds_generate", **DECODE)
+
+    def restore(params: dict[str, str]) -> list[Any]:
+        chosen = inputs.choice(params.get("dataset", start), datasets, "data set")
+        example = params.get("example")
+        return [chosen, inputs.choice(example, list(EXAMPLES), "ready example") if example else gr.skip()]
+
+    return Shareable("three-kinds", ("dataset", "example"), [dataset, examples], restore)
