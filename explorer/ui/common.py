@@ -44,12 +44,12 @@ CSS = """
 .pixelated img { image-rendering: pixelated; width: 112px !important; height: 112px !important;
                  object-fit: contain; margin: auto; }
 .notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
-.page-header { align-items: center; gap: 0.5em; }
+.page-header { align-items: center; gap: 0.5em; flex-wrap: nowrap; }
+.page-header .title { flex: 0 0 auto; width: auto; }
 .page-header h1 { font-size: 1.5rem; margin: 0; }
-.page-header .tagline p { font-size: 0.9rem; margin: 0; color: var(--body-text-color-subdued); }
 .lead p { margin: 0; }
-.main-picture img { max-height: calc(100vh - 260px); object-fit: contain; image-rendering: pixelated; }
-.main-picture.tall img { max-height: calc(100vh - 200px); }
+.main-picture img { max-height: calc(100vh - 210px); object-fit: contain; }
+.main-picture.below-controls img { max-height: calc(100vh - 330px); }
 .main-tabs > div[role=tablist], .main-tabs .tab-wrapper { flex-wrap: wrap; overflow-x: auto; }
 @media (max-width: 640px) {
   .main-tabs button[role=tab] { padding: 4px 8px; font-size: 0.85rem; }
@@ -57,7 +57,8 @@ CSS = """
 }
 body.present .chrome, body.present footer, body.present .lead { display: none !important; }
 body.present .gradio-container { font-size: 1.2rem; max-width: 100% !important; }
-body.present .main-picture img { max-height: calc(100vh - 170px); }
+body.present .main-picture img { max-height: calc(100vh - 150px); }
+body.present .main-picture.below-controls img { max-height: calc(100vh - 250px); }
 """
 
 
@@ -162,6 +163,17 @@ class FileStore:
             for old in files[:-self.keep]:
                 old.unlink(missing_ok=True)
         return str(path)
+
+
+def lead(text: str) -> gr.Markdown:
+    """A tab's one-line orientation at its top (hidden in presentation mode)."""
+    return gr.Markdown(text, elem_classes=["lead"])
+
+
+def how_to_read(text: str) -> gr.Markdown:
+    """A tab's longer explanation, folded away at its foot until asked for."""
+    with gr.Accordion("How to read this view", open=False, elem_classes=["chrome"]):
+        return gr.Markdown(text)
 
 
 def about_model(catalog: Catalog, name: str | None) -> gr.Markdown:

@@ -17,7 +17,7 @@ from PIL import Image
 from .. import latent, render
 from .catalog import Catalog
 from . import inputs
-from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, label_or_none, user_errors
+from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, how_to_read, label_or_none, user_errors
 from .grid import SIZE_RANGE, SPAN_RANGE, fit_dims
 
 EXPLANATION = (
@@ -99,28 +99,30 @@ def build(catalog: Catalog) -> None:
     if left_name is None:
         gr.Markdown("No latent models loaded.")
         return
-    gr.Markdown(EXPLANATION)
     choices = catalog.choices()
     dims = smaller_code(catalog, left_name, right_name)
-    with gr.Row():
-        left = gr.Dropdown(choices, value=left_name, label="left model")
-        right = gr.Dropdown(choices, value=right_name, label="right model")
-    with gr.Row():
-        # Range over every model (the server checks it); choosing models narrows it on the page.
-        dim_x = gr.Slider(0, catalog.widest_code() - 1, value=0, step=1, label="x-axis dimension")
-        dim_y = gr.Slider(0, catalog.widest_code() - 1, value=1, step=1, label="y-axis dimension")
-        span = gr.Slider(*SPAN_RANGE, value=3.0, step=0.25, label="range (+- standard deviations)")
-        size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size")
-    with gr.Row():
-        fixed = gr.Radio([BASE_MEAN, BASE_RANDOM], value=BASE_MEAN, label="other dimensions fixed at")
-        seed = gr.Number(value=0, precision=0, label="seed (for the random draw)")
-        label = gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False)
     first = (None, None)
     if dims >= 2:
         first = comparison(catalog, left_name, right_name, 0, 1, 3.0, 9, BASE_MEAN, 0, 0)
     with gr.Row():
-        left_img = gr.Image(value=first[0], label="left model", type="pil", format="png", interactive=False)
-        right_img = gr.Image(value=first[1], label="right model", type="pil", format="png", interactive=False)
+        with gr.Column(scale=1, min_width=260):
+            left = gr.Dropdown(choices, value=left_name, label="left model", elem_id="compare-left")
+            right = gr.Dropdown(choices, value=right_name, label="right model")
+            # Range over every model (the server checks it); choosing models narrows it on the page.
+            dim_x = gr.Slider(0, catalog.widest_code() - 1, value=0, step=1, label="x-axis dimension")
+            dim_y = gr.Slider(0, catalog.widest_code() - 1, value=1, step=1, label="y-axis dimension")
+            span = gr.Slider(*SPAN_RANGE, value=3.0, step=0.25, label="range (+- standard deviations)")
+            size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size")
+            fixed = gr.Radio([BASE_MEAN, BASE_RANDOM], value=BASE_MEAN, label="other dimensions fixed at")
+            seed = gr.Number(value=0, precision=0, label="seed (for the random draw)")
+            label = gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False)
+        with gr.Column(scale=3):
+            with gr.Row():
+                left_img = gr.Image(value=first[0], label="left model", type="pil", format="png", interactive=False,
+                                    elem_id="compare-left-grid", elem_classes=["main-picture"])
+                right_img = gr.Image(value=first[1], label="right model", type="pil", format="png",
+                                     interactive=False, elem_classes=["main-picture"])
+    how_to_read(EXPLANATION)
     gr.on(triggers=[left.change, right.change], fn=user_errors(functools.partial(controls, catalog)),
           inputs=[left, right, dim_x, dim_y], outputs=[dim_x, dim_y, label],
           api_name="compare_controls", **LIGHT)

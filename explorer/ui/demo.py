@@ -70,19 +70,18 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
     start = default_model(catalog) if catalog.latent_names else None
     links = Links()
     with gr.Blocks(title=TITLE, delete_cache=(1800, 3600)) as demo:
-        with gr.Row(elem_classes=["page-header"]):
+        with gr.Row(elem_classes=["page-header"], equal_height=True):
             gr.Markdown(f"# {TITLE}", elem_classes=["title"])
-            gr.Markdown(TAGLINE, elem_classes=["tagline", "chrome"])
+            with gr.Column(scale=3, min_width=300, elem_classes=["chrome"]):
+                with gr.Accordion("Presets and links: lecture moments, one click each", open=False):
+                    presets = gr.Markdown("")
+                    link_box = gr.Textbox(label="link to this view (also copied to the clipboard)",
+                                          placeholder="Copy link puts the address of this view here",
+                                          buttons=["copy"], elem_id="link-box")
+                    gr.Markdown(TAGLINE)
             present = gr.Button("Presentation mode", size="sm", scale=0, min_width=160, elem_id="present-toggle")
             link_button = gr.Button("Copy link", size="sm", scale=0, min_width=110, elem_id="copy-link",
                                     elem_classes=["chrome"])
-        with gr.Row(elem_classes=["chrome"]):
-            link_box = gr.Textbox(label="link to this view (copied)", show_label=False, container=False,
-                                  placeholder="Copy link puts the address of this view here and on the clipboard",
-                                  buttons=["copy"], scale=3, elem_id="link-box")
-            with gr.Column(scale=2):
-                with gr.Accordion("Presets: lecture moments, one click each", open=False):
-                    presets = gr.Markdown("")
         gr.Markdown(notices_markdown(catalog), elem_classes=["notice"], visible=bool(notices_markdown(catalog)))
         if start is None:
             gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")

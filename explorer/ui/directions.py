@@ -24,7 +24,7 @@ from PIL import Image
 
 from .. import directions, intake, latent, metrics, render
 from . import inputs
-from .common import DECODE, ENCODE, user_errors
+from .common import DECODE, ENCODE, how_to_read, lead, user_errors
 from .digits import digit_input
 from .services import Services
 
@@ -148,12 +148,11 @@ def scatter(services: Services, name: str, picture: np.ndarray | None) -> tuple[
 def build(services: Services, start: str) -> None:
     """The tab's widgets and its four events."""
     catalog = services.catalog
-    gr.Markdown("Which way to move in code space? Dimensions ranked by how much they matter, the "
-                "principal directions of the codes (the axes along which codes vary most), and "
-                "class vectors: the mean code of one class minus that of another, added to your image.")
-    model = gr.Dropdown(catalog.choices(), value=start, label="model")
+    lead("Which way to move in code space? Dimensions ranked by how much they matter, the principal "
+         "directions of the codes, and class vectors.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(catalog.choices(), value=start, label="model", elem_id="directions-model")
             table_value, summary_value = ranking_table(services, start)
             summary = gr.Markdown(summary_value)
             table = gr.Dataframe(value=table_value, label="dimensions by effect", interactive=False,
@@ -161,12 +160,14 @@ def build(services: Services, start: str) -> None:
         with gr.Column(scale=2):
             count = len(services.code_directions(start).principal.directions)
             with gr.Row():
-                first = gr.Number(value=1, precision=0, minimum=1, label="first principal direction")
+                first = gr.Number(value=1, precision=0, minimum=1, label="first principal direction",
+                                  elem_id="directions-first")
                 second = gr.Number(value=2, precision=0, minimum=1, label="second principal direction")
                 span = gr.Slider(0.5, 4.0, value=2.5, step=0.25, label="range (+- standard deviations)")
             grid_value, grid_caption_value = direction_grid(services, start, 1, min(2, count), 2.5)
             grid = gr.Image(value=grid_value, label="grid along two principal directions", type="pil",
-                            format="png", interactive=False, buttons=["download", "fullscreen"])
+                            format="png", interactive=False, buttons=["download", "fullscreen"],
+                            elem_id="directions-grid", elem_classes=["main-picture", "below-controls"])
             grid_caption = gr.Markdown(grid_caption_value)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -191,6 +192,10 @@ def build(services: Services, start: str) -> None:
                                     height=360, label="codes on the first two principal directions")
             scatter_note = gr.Markdown(note_value)
 
+    how_to_read("**Dimensions by effect**: how much each code dimension matters (for a VAE, its KL). "
+                "**Principal directions**: the axes along which the codes of real images vary most. "
+                "**Class vectors**: the mean code of one class minus that of another; added to the code "
+                "of your image, they move it from one kind of digit towards the other.")
     model.change(user_errors(functools.partial(ranking_table, services)), model, [table, summary],
                  api_name="dimension_ranking", **ENCODE)
     gr.on([model.change, first.submit, second.submit, span.input],

@@ -16,7 +16,7 @@ import numpy as np
 from .. import intake, latent
 from .services import Services
 from . import inputs
-from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, user_errors
+from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, lead, user_errors
 from .digits import digit_input
 
 
@@ -40,10 +40,10 @@ def encode(services: Services, name: str, picture: np.ndarray | None, label: Any
 def build(services: Services, start: str) -> None:
     """The tab's widgets and its `/encode` and `/encode_controls` events."""
     catalog = services.catalog
-    gr.Markdown("Turn an image into the model's code: the few numbers from which its decoder draws it "
-                "again. Every other tab walks this code space.")
+    lead("Turn an image into the model's code: the few numbers from which its decoder draws it "
+         "again. Every other tab walks this code space.")
     with gr.Row():
-        model = gr.Dropdown(catalog.choices(), value=start, label="model", scale=2)
+        model = gr.Dropdown(catalog.choices(), value=start, label="model", scale=2, elem_id="encode-model")
         label = class_picker(catalog, start)
         run = gr.Button("Encode", variant="primary", scale=0)
     with gr.Row():
@@ -52,7 +52,8 @@ def build(services: Services, start: str) -> None:
         with gr.Column():
             first = encode(services, start, digit.initial, 0) if digit.initial is not None else None
             decoded = gr.Image(value=first[1] if first else None, label="its code, decoded", image_mode="L",
-                               format="png", interactive=False, height=190, width=170, elem_classes=["pixelated"])
+                               format="png", interactive=False, height=190, width=170, elem_classes=["pixelated"],
+                               elem_id="encode-decoded")
             note = gr.Markdown(first[2] if first else "")
     code = gr.JSON(value=first[0] if first else None, label="the code (one number per latent dimension)")
     model.change(functools.partial(class_picker, catalog), [model, label], label,

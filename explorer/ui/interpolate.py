@@ -21,7 +21,7 @@ from PIL import Image
 from .. import intake, latent, render
 from .services import Services
 from . import inputs
-from .common import (ENCODE, LIGHT, FileStore, about_model, class_picker, digit_picture, label_or_none, model_info,
+from .common import (ENCODE, LIGHT, FileStore, about_model, how_to_read, lead, class_picker, digit_picture, label_or_none, model_info,
                      user_errors)
 from .links import Shareable
 from .digits import digit_input
@@ -98,11 +98,8 @@ def restore(services: Services, params: dict[str, str]) -> list[Any]:
 def build(services: Services, start: str, store: FileStore) -> Shareable:
     """The tab's widgets and its `/interpolate` event; returns what a link holds of it."""
     catalog = services.catalog
-    gr.Markdown("Encode two digits, then decode codes on the way from one to the other. "
-                "**lerp** walks the straight line; **slerp** turns along the sphere, keeping the "
-                "length typical of prior codes. The plot shows why that matters: in many "
-                "dimensions the straight line's middle is unusually *close to the centre*, "
-                "a region the decoder rarely saw.", elem_classes=["lead"])
+    lead("Encode two digits, then decode codes on the way from one to the other: **lerp** walks the "
+         "straight line, **slerp** turns along the sphere.")
     with gr.Row():
         model = gr.Dropdown(catalog.choices(), value=start, label="model", scale=3, elem_id="interpolation-model")
         method = gr.Radio(list(latent.METHODS), value="slerp", label="method", scale=1, elem_id="interpolation-method")
@@ -133,6 +130,10 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         png = gr.File(value=outputs[4], label="strip (PNG)")
         gif = gr.File(value=outputs[5], label="animation (GIF)")
     info = about_model(catalog, start)
+    how_to_read("**lerp** walks the straight line between the two codes; **slerp** turns along the sphere, "
+                "keeping the length typical of prior codes. The plot shows why that matters: in many "
+                "dimensions the straight line's middle is unusually *close to the centre*, a region the "
+                "decoder rarely saw.")
     controls = [model, a.preview, b.preview, method, steps, label]
     results = [strip, rec_a, rec_b, plot, png, gif, note]
     run = functools.partial(interpolation, services, store)

@@ -34,7 +34,7 @@ from ..models.base import AutoregressiveModel
 from .catalog import Catalog
 from .services import Services
 from . import inputs
-from .common import DECODE, user_errors
+from .common import DECODE, lead, user_errors
 from .digits import digit_input, example_digit
 
 # Importance samples for a VAE's bound on one image: tight to a fraction of a nat, and quick.
@@ -156,16 +156,18 @@ def build(services: Services) -> None:
     if not catalog.autoregressive and not scorable_vaes(catalog):
         gr.Markdown("No model with a likelihood is loaded. Train a PixelCNN with `python -m train pixelcnn ...`.")
         return
-    gr.Markdown("Score an image under every model with a likelihood. An MNIST model meeting a Fashion-MNIST "
-                "item (or your drawing of a cat) is surprised, and the heat map shows where.")
+    lead("Score an image under every model with a likelihood. An MNIST model meeting a Fashion-MNIST "
+         "item (or your drawing of a cat) is surprised, and the heat map shows where.")
     with gr.Row():
         with gr.Column(scale=1):
-            source = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="examples from")
+            source = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="examples from",
+                                 elem_id="likelihood-source")
             digit = digit_input(services.dataset_example, source, "score", "Image to score")
         with gr.Column(scale=2):
             first = likelihood(catalog, digit.initial) if digit.initial is not None else None
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
-                                  label="-log p(x) of this image under each model", interactive=False)
+                                  label="-log p(x) of this image under each model", interactive=False,
+                                  elem_id="likelihood-scores")
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
                               columns=2, height="auto", object_fit="contain")
             text = gr.Markdown(first[2] if first else "")

@@ -17,7 +17,7 @@ from PIL import Image
 from .. import latent, render
 from .services import SCATTER_POINTS, Services
 from . import inputs
-from .common import DECODE, LIGHT, class_picker, label_or_none, user_errors
+from .common import DECODE, LIGHT, class_picker, how_to_read, label_or_none, lead, user_errors
 
 SIZE_RANGE = (5, 25)
 COLUMNS = ("z0", "z1", "class")
@@ -65,23 +65,24 @@ def build(services: Services) -> None:
         gr.Markdown("No model with a 2-D code space is loaded. Train one with "
                     "`python -m train vae --set latent_dim=2 ...` to see its whole manifold here.")
         return
-    gr.Markdown("A code space with two dimensions can be seen whole. Left: codes at evenly spaced "
-                "prior quantiles (every cell holds the same prior mass), decoded. Right: where the "
-                "encoder puts real test images. Gaps between the class clusters are where the "
-                "left picture morphs from one kind of digit into another.")
+    lead("A code space with two dimensions, seen whole: left, codes decoded; right, where the encoder "
+         "puts real test images.")
     with gr.Row():
-        model = gr.Dropdown(catalog.choices(names), value=names[0], label="2-D model")
+        model = gr.Dropdown(catalog.choices(names), value=names[0], label="2-D model", elem_id="manifold-model")
         size = gr.Slider(*SIZE_RANGE, value=15, step=1, label="pictures per side")
         label = class_picker(catalog, model.value)
     first = manifold(services, names[0], 15, 0)
     with gr.Row():
         picture = gr.Image(value=first[0], label="learned manifold", type="pil", format="png",
-                           interactive=False)
+                           interactive=False, elem_id="manifold-picture", elem_classes=["main-picture", "below-controls"])
         # Hidden where no 2-D model has test images to encode (no data set here): not an empty plot.
         scatter = gr.ScatterPlot(value=first[1], x="z0", y="z1", color="class",
-                                 label="encoded test images", height=520,
+                                 label="encoded test images", height=440,
                                  visible=any(services.test_codes(n) is not None for n in names))
     note = gr.Markdown(first[2])
+    how_to_read("Left: codes at evenly spaced prior quantiles (every cell holds the same prior mass), "
+                "decoded. Right: where the encoder puts real test images. Gaps between the class clusters "
+                "are where the left picture morphs from one kind of digit into another.")
     model.change(functools.partial(class_picker, catalog),
                  [model, label], label, api_name="manifold_controls", **LIGHT)
     gr.on(triggers=[model.change, size.input, label.input],

@@ -30,7 +30,7 @@ from .catalog import Catalog
 from .services import Replay, Services
 from . import inputs
 from .links import Shareable
-from .common import LIGHT, REPLAY, user_errors
+from .common import LIGHT, REPLAY, how_to_read, lead, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
 # collapse as motion.
@@ -155,7 +155,8 @@ def build(services: Services) -> Shareable | None:
         gr.Markdown("No checkpoint with a training replay is loaded. GAN training stores one: "
                     "train a GAN with `python -m train dcgan ...` to watch it learn here.")
         return None
-    gr.Markdown(EXPLANATION)
+    lead("After every epoch the GAN drew the same 100 codes: step through the epochs, or press Play, "
+         "to watch its generator learn (or collapse).")
     start = default_replay(services.catalog, names)
     replays = [services.replay(n) for n in names]
     # The server checks slider values against this range, so it spans every run; choosing a
@@ -170,11 +171,12 @@ def build(services: Services) -> Shareable | None:
         model = gr.Dropdown(services.catalog.choices(names), value=start, label="GAN", scale=3)
         epoch = gr.Slider(lowest, max(highest, lowest + 1), value=first[0], step=1, label="epoch",
                           scale=3)
-        play_button = gr.Button("Play", variant="primary", scale=1)
+        play_button = gr.Button("Play", variant="primary", scale=1, elem_id="replay-play")
         stop_button = gr.Button("Stop", variant="stop", scale=1)
     with gr.Row():
         grid = gr.Image(value=first[1], label="the same 100 codes, decoded after this epoch", type="pil",
-                        format="png", interactive=False, scale=3, elem_id="replay-grid")
+                        format="png", interactive=False, scale=3, elem_id="replay-grid",
+                        elem_classes=["main-picture", "below-controls"])
         with gr.Column(scale=2):
             histogram = gr.BarPlot(value=first[2], x=HIST_X, y=HIST_Y, sort="x", y_lim=[0, samples],
                                    label="classes of the 100 samples (the data set's classifier)", height=280)
@@ -184,6 +186,7 @@ def build(services: Services) -> Shareable | None:
                                label="classes covered, epoch by epoch", height=260)
         losses = gr.LinePlot(value=first[5], x=EPOCH, y=LOSS_Y, color=LOSS_SERIES,
                              label="training curves (history)", height=260)
+    how_to_read(EXPLANATION)
     view = [grid, histogram, summary]
     playing = play_button.click(user_errors(functools.partial(play, services)), [model, epoch], [epoch, *view],
                                 api_name="replay_play", show_progress="hidden", **REPLAY)

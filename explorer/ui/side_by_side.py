@@ -36,7 +36,7 @@ from .. import data, intake, outliers, render, three_kinds
 from ..three_kinds import ThreeKinds, Verdict
 from . import inputs
 from .links import Shareable
-from .common import DECODE, LIGHT, digit_picture, user_errors
+from .common import DECODE, LIGHT, digit_picture, lead, user_errors
 from .digits import digit_input, example_digit
 from .services import Memo, Services
 
@@ -294,12 +294,12 @@ def build(services: Services) -> Shareable | None:
         gr.Markdown("No density model is loaded. Train one with `python -m train gated_pixelcnn ...`.")
         return None
     start = "mnist" if "mnist" in datasets else datasets[0]
-    gr.Markdown("A classifier p(y|x), a density model p(x) and a class-conditional model p(x|y) look at the "
-                "same image. Which can say \"this is no digit\"?")
+    lead("A classifier p(y|x), a density model p(x) and a class-conditional model p(x|y) look at the "
+         "same image. Which can say \"this is no digit\"?")
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
             dataset = gr.Dropdown(datasets, value=start, label="models of")
-            examples = gr.Radio(list(EXAMPLES), value=None, label="ready examples")
+            examples = gr.Radio(list(EXAMPLES), value=None, label="ready examples", elem_id="three-kinds-examples")
             digit = digit_input(services.dataset_example, dataset, "judge", "Image to judge")
         with gr.Column(scale=1, min_width=260):
             gr.Markdown("**Classifier** p(y|x) and **density** -log p(x)")
@@ -309,7 +309,8 @@ def build(services: Services) -> Shareable | None:
                     first = judge(side, start, digit.initial)
                 except ValueError:
                     first = None
-            probs = gr.Label(value=first[0] if first else None, num_top_classes=4, label="classifier p(y|x)")
+            probs = gr.Label(value=first[0] if first else None, num_top_classes=4, label="classifier p(y|x)",
+                             elem_id="three-kinds-classifier")
             density = gr.Markdown(first[1] if first else "")
         with gr.Column(scale=1, min_width=260):
             gr.Markdown("**Conditional** -log p(x|y) for every y, and Bayes p(y|x)")
