@@ -104,3 +104,108 @@ def test_play_streams_frames_into_the_page_and_stop_halts_them(url: str, tmp_pat
             assert not page.locator(".toast-body.error").count()
         finally:
             browser.close()
+
+
+# Every tab at projector size: its main picture and primary control lie inside the first screen.
+PROJECTOR = {"width": 1280, "height": 720}
+MAIN_AND_PRIMARY = {
+    "Latent grid": ("#latent-grid img", "#grid-dx"),
+    "Interpolation": ("#interpolation-strip img", "#interpolation-method"),
+    "Encode": ("#encode-decoded img", "#encode-model"),
+    "Directions": ("#directions-grid img", "#directions-first"),
+    "AE vs VAE": ("#compare-left-grid img", "#compare-left"),
+    "2-D manifold": ("#manifold-picture img", "#manifold-model"),
+    "Training replay": ("#replay-grid img", "#replay-play"),
+    "Pixel by pixel": ("#pixel-frame img", "#pixel-play"),
+    "Likelihood": ("#likelihood-scores", "#likelihood-source"),
+    "Three kinds of model": ("#three-kinds-classifier", "#three-kinds-examples"),
+}
+# Where the screenshots go: a folder of the caller's choice (LATENT_EXPLORER_SHOTS), else the
+# test's temporary folder.
+SHOTS_ENV = "LATENT_EXPLORER_SHOTS"
+
+
+def _shots(tmp_path: Path) -> Path:
+    import os
+
+    folder = Path(os.environ.get(SHOTS_ENV) or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _inside(page, selector: str) -> tuple[bool, dict | None]:
+    found = page.locator(selector)
+    box = found.first.bounding_box() if found.count() else None
+    if box is None:
+        return False, None
+    fits = (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= PROJECTOR["width"] + 1
+            and box["y"] + box["height"] <= PROJECTOR["height"] + 1)
+    return fits, box
+
+
+def test_every_tab_fits_a_projector(url: str, tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = _shots(tmp_path)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport=PROJECTOR)
+            page.goto(url)
+            page.locator("#latent-grid img").wait_for(timeout=30_000)
+            misfits = []
+            for tab, selectors in MAIN_AND_PRIMARY.items():
+                page.get_by_role("tab", name=tab).first.click()
+                page.locator(selectors[0]).first.wait_for(timeout=30_000)
+                page.wait_for_timeout(400)
+                page.evaluate("window.scrollTo(0, 0)")
+                for selector in selectors:
+                    fits, box = _inside(page, selector)
+                    if not fits:
+                        misfits.append((tab, selector, box))
+                name = tab.lower().replace(" ", "-").replace("/", "")
+                page.screenshot(path=str(shots / f"{name}-1280x720.png"))
+            assert not misfits, misfits
+            # Presentation mode hides the chrome; the pictures stay in view.
+            page.get_by_role("tab", name="Latent grid").first.click()
+            page.locator("#present-toggle").click()
+            assert page.evaluate("document.body.classList.contains('present')")
+            assert not page.locator("#copy-link").is_visible()
+            assert _inside(page, "#latent-grid img")[0]
+            page.screenshot(path=str(shots / "presentation-mode-1280x720.png"))
+        finally:
+            browser.close()
+
+
+def test_a_preset_link_restores_its_tab_and_settings(url: str, tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport=PROJECTOR)
+            # The "lerp vs slerp" preset's shape, on the tiny models: interpolation, lerp, 12 steps,
+            # test images 0 and 3, in presentation mode.
+            page.goto(url + "?tab=interpolation&model=mnist-ae&a=0&b=3&method=lerp&steps=12&present=1")
+            strip = page.locator("#interpolation-strip img")
+            strip.wait_for(timeout=30_000)
+            page.wait_for_function("() => document.querySelector('#interpolation-method input[value=lerp]')?.checked",
+                                   timeout=30_000)
+            assert page.get_by_role("tab", name="Interpolation").first.get_attribute("aria-selected") == "true"
+            assert page.get_by_label("number input for steps").input_value() == "12"
+            assert page.evaluate("document.body.classList.contains('present')")
+            # The strip is redrawn for the link: 12 pictures wide.
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#interpolation-strip img');"
+                " return i && i.naturalWidth > 0 && Math.round(i.naturalWidth / i.naturalHeight) === 12; }",
+                timeout=30_000)
+            # Copy link writes the same settings back.
+            page.locator("#present-toggle").click()  # chrome back, so the button is there
+            page.locator("#copy-link").click()
+            page.wait_for_function("() => document.querySelector('#link-box textarea, #link-box input')?.value"
+                                   ".includes('tab=interpolation')", timeout=30_000)
+            link = page.locator("#link-box textarea, #link-box input").first.input_value()
+            for part in ("model=mnist-ae", "a=0", "b=3", "method=lerp", "steps=12"):
+                assert part in link
+            assert "steps=12" in page.url  # the address bar holds the view too
+            assert not page.locator(".toast-body.error").count()
+        finally:
+            browser.close()

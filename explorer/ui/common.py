@@ -48,7 +48,7 @@ CSS = """
 .page-header .title { flex: 0 0 auto; width: auto; }
 .page-header h1 { font-size: 1.5rem; margin: 0; }
 .lead p { margin: 0; }
-.main-picture img { max-height: calc(100vh - 210px); object-fit: contain; }
+.main-picture img { max-height: calc(100vh - 230px); object-fit: contain; }
 .main-picture.below-controls img { max-height: calc(100vh - 330px); }
 .main-tabs > div[role=tablist], .main-tabs .tab-wrapper { flex-wrap: wrap; overflow-x: auto; }
 @media (max-width: 640px) {

@@ -73,7 +73,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
         with gr.Row(elem_classes=["page-header"], equal_height=True):
             gr.Markdown(f"# {TITLE}", elem_classes=["title"])
             with gr.Column(scale=3, min_width=300, elem_classes=["chrome"]):
-                with gr.Accordion("Presets and links: lecture moments, one click each", open=False):
+                with gr.Accordion("Presets and links: lecture moments, one click each", open=False) as sharing:
                     presets = gr.Markdown("")
                     link_box = gr.Textbox(label="link to this view (also copied to the clipboard)",
                                           placeholder="Copy link puts the address of this view here",
@@ -82,7 +82,11 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
             present = gr.Button("Presentation mode", size="sm", scale=0, min_width=160, elem_id="present-toggle")
             link_button = gr.Button("Copy link", size="sm", scale=0, min_width=110, elem_id="copy-link",
                                     elem_classes=["chrome"])
-        gr.Markdown(notices_markdown(catalog), elem_classes=["notice"], visible=bool(notices_markdown(catalog)))
+        notices = notices_markdown(catalog)
+        # Folded to one line, so the tabs keep their first screen; its title says how many.
+        with gr.Accordion(f"Notice: {notices.count(chr(10) + '- ')} item(s) about files and data (open to read)",
+                          open=False, visible=bool(notices), elem_classes=["notice"]):
+            gr.Markdown(notices)
         if start is None:
             gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")
             return demo.queue(max_size=MAX_QUEUE)
@@ -109,7 +113,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 links.add(side_by_side.build(services))
         presets.value = presets_markdown({*catalog.latent, *catalog.autoregressive}, set(links.tabs))
         present.click(None, None, None, js=TOGGLE_PRESENT_JS, api_name="presentation_mode")
-        links.wire(demo, tabs, TAB_LABELS, link_button, link_box)
+        links.wire(demo, tabs, TAB_LABELS, link_button, link_box, sharing)
     return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2)
 
 

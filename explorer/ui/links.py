@@ -120,10 +120,11 @@ class Links:
         return "?" + urllib.parse.urlencode({"tab": tab}) if tab else ""
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs, tab_ids: dict[str, str], link_button: gr.Button,
-             link_box: gr.Textbox) -> None:
+             link_box: gr.Textbox, box_holder: gr.Accordion) -> None:
         """On load: restore from the URL, then redraw the linked tab. "Copy link": the current
         tab (read in the browser: which tab button is selected) and its settings, as a URL put
-        in `link_box`, on the clipboard and in the address bar."""
+        in `link_box` (its folded `box_holder` opened to show it), on the clipboard and in the
+        address bar."""
         components = self.components
         restored = gr.State(None)
 
@@ -144,11 +145,11 @@ class Links:
                                    show_progress="minimal")
         labels = {label: tab for tab, label in tab_ids.items()}
 
-        def share(label: str, *values: Any) -> str:
-            return self.query(labels.get((label or "").strip(), ""), values)
+        def share(label: str, *values: Any) -> tuple[str, gr.Accordion]:
+            return self.query(labels.get((label or "").strip(), ""), values), gr.Accordion(open=True)
 
         # The browser knows which tab is open; it hands its label in as the first input.
-        link_button.click(share, [link_box, *components], link_box, api_name="share_link",
+        link_button.click(share, [link_box, *components], [link_box, box_holder], api_name="share_link",
                           js=f"(_, ...rest) => [{_SELECTED_TAB_JS}, ...rest]", show_progress="hidden"
                           ).then(None, link_box, link_box, js=_WRITE_LINK_JS, api_name="show_link",
                                  api_visibility="private")
