@@ -82,13 +82,13 @@ def test_share_link_writes_the_grid_settings(client):
     # after the open tab's label: model, dx, dy, span, size, fixed, seed.
     args = [p.get("parameter_default") for p in api["parameters"]]
     args[:8] = ["Latent grid", "mnist-vae2d", 1, 0, 3.5, 5, "prior mean", 0]
-    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link")[0].removeprefix("?")))
+    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link").removeprefix("?")))
     assert params == {"tab": "grid", "model": "mnist-vae2d", "dx": "1", "dy": "0", "span": "3.5", "size": "5"}
     args[6:8] = ["random draw (seed)", 42]
-    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link")[0].removeprefix("?")))
+    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link").removeprefix("?")))
     assert params["seed"] == "42"
     args[0] = "Training replay"
-    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link")[0].removeprefix("?")))
+    params = dict(urllib.parse.parse_qsl(client.predict(*args, api_name="/share_link").removeprefix("?")))
     assert params == {"tab": "replay", "model": "mnist-dcgan"}
 
 
