@@ -3,6 +3,7 @@ included), every frame checked against the sampler and the models."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -182,6 +183,6 @@ def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog, services
     with pytest.raises(AppError, match="Pick, upload or draw an image to complete"):
         client.predict(*view_args(given_rows=5), 5, api_name="/pixel_view")
     with pytest.raises(ValueError, match="pixels per frame"):
-        next(pixels.play(services, *view_args(), 5, 0))
+        asyncio.run(anext(pixels.play(pixels.Player(services), *view_args(), 5, 0)))
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -9,7 +10,7 @@ import logging
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -78,9 +79,23 @@ def _as_gr_error(err: Exception) -> gr.Error:
 
 def user_errors(fn: F) -> F:
     """Turn the errors a person can cause (bad image, bad setting) into a `gr.Error` toast,
-    so the message reaches them and the session carries on. A generator stays a generator
-    (Gradio streams what it yields only when it can see that it is one)."""
+    so the message reaches them and the session carries on. A generator stays a generator,
+    an async one async (Gradio streams what it yields only when it can see that it is one)."""
     target = fn.func if isinstance(fn, functools.partial) else fn
+    if inspect.isasyncgenfunction(target):
+
+        @functools.wraps(fn)
+        async def streaming_async(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            try:
+                async with contextlib.aclosing(fn(*args, **kwargs)) as frames:
+                    async for item in frames:
+                        yield item
+            except gr.Error:
+                raise
+            except (ImageInputError, ValueError, KeyError, *UNFORESEEN) as err:
+                raise _as_gr_error(err) from None
+
+        return streaming_async  # type: ignore[return-value]
     if inspect.isgeneratorfunction(target):
 
         @functools.wraps(fn)

@@ -17,18 +17,35 @@ Endpoints (inputs: model, samples, temperature, seed, given rows, image, class, 
                      receptive field, a summary.
   `/pixel_next`, `/pixel_previous`: (..., pixel) -> (pixel + 1 or - 1, its frame).
   `/pixel_play`:     (..., pixel, pixels per frame) -> streams (pixel, frame) from the next
-                     pixel to the last (from the first if `pixel` is the last), at most
-                     FPS frames a second. Stop (and choosing another model) cancels it.
+                     pixel to the last (from the first if `pixel` is the last), FPS frames
+                     a second. Stop (and choosing another model) cancels it.
+
+Playing is built for a lecture hall pressing Play at once. A default play shows 196 frames
+over 13 s, but generating its samples takes a fifth of a second and a frame costs about 12 ms
+(samples picture 5 ms, prediction chart 3 ms, their PNGs 4 ms; the receptive field's gradients
+40 ms, once per pixel and model, and its picture once per pixel). So a play generates first,
+renders frames a second ahead in RENDER (a pool as big as the machine's cores), writes them as
+PNG files that Gradio serves as they are, and waits for each frame's time without holding any
+slot. Plays with the same settings share their frames (`Player`), so sixty students pressing
+Play on the defaults cost one rendering.
   `/complete_from_example|upload|drawing`: the image to complete (see `digits`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import math
-import time
+import os
+import shutil
+import tempfile
+import threading
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, AsyncIterator
 
 import gradio as gr
 import numpy as np
@@ -39,7 +56,7 @@ from .. import intake, render, sampling
 from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
-from .services import Services
+from .services import FIELD_CACHE, Memo, Services
 from . import inputs
 from .common import DECODE, class_picker, label_or_none, model_info, picked_class, user_errors
 from .digits import digit_input
@@ -49,8 +66,21 @@ TEMPERATURES = (0.05, 2.0)   # below: nearly greedy; above: mostly noise
 # Frames a second while playing: smooth to the eye, and few enough that the browser keeps up.
 FPS = 15
 FRAME_SIDE = 460          # about how wide the sample mosaic is drawn, in screen pixels
-# A long stream is its own kind of work; its own pool keeps it from holding the decode slots.
-STREAM = {"concurrency_id": "stream", "concurrency_limit": 4}
+# A play mostly waits between frames (its frames are rendered ahead, in RENDER), so a whole
+# lecture hall can play at once: this pool only bounds how many streams the server keeps open.
+PLAY = {"concurrency_id": "play", "concurrency_limit": 256}
+# Frames rendered in one go, ahead of showing them: one second of playback. The first chunk is
+# what a player waits for before the first frame; later ones render while earlier ones show.
+CHUNK = FPS
+# The bounded compute section of playing: generation and frame rendering run here, as many at
+# once as there are cores; a hall of players queues here for the CPU, not for Gradio's slots.
+RENDER = ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                            else (os.cpu_count() or 1), thread_name_prefix="pixel-render")
+# Plays remembered (by everything that decides their frames): a hall pressing Play with the
+# same settings renders them once. Each is a folder of PNG frames, removed when forgotten.
+PLAYS = 32
+# Frame pictures are written fast rather than small: they travel over a lecture hall's network once.
+PNG_LEVEL = 1
 
 EXPLANATION = (
     "An autoregressive model writes an image **one pixel at a time**, left to right, top to bottom: "
@@ -161,18 +191,21 @@ def summary(catalog: Catalog, req: Request, step: PixelStep, field: torch.Tensor
     return f"{head} {what}  \n{seen}"
 
 
+def samples_picture(model: AutoregressiveModel, req: Request, step: PixelStep) -> Image.Image:
+    """The samples so far: pixels not drawn yet in blue (given ones shown), the current one outlined."""
+    given = sampling.top_rows_mask(model, req.given_rows)[0] if req.given_rows else None
+    cols = render.grid_columns(req.samples)
+    scale = max(2, min(12, FRAME_SIDE // (cols * model.data_shape[2])))
+    return render.generation_frame(step.image, step.index, given, scale)
+
+
 def frame(services: Services, req: Request, step: PixelStep) -> tuple[Image.Image, Image.Image, Image.Image, str]:
     """The four views of one step: samples, distribution, receptive field, summary."""
     catalog = services.catalog
     model = catalog.checkpoint(req.name, "autoregressive").model
-    given = sampling.top_rows_mask(model, req.given_rows)[0] if req.given_rows else None
-    cols = render.grid_columns(req.samples)
-    scale = max(2, min(12, FRAME_SIDE // (cols * model.data_shape[2])))
     field = services.receptive_field(req.name, step.row, step.col, req.label)
-    return (render.generation_frame(step.image, step.index, given, scale),
-            distribution_picture(model, step),
-            render.receptive_field_picture(field, step.row, step.col),
-            summary(catalog, req, step, field))
+    return (samples_picture(model, req, step), distribution_picture(model, step),
+            render.receptive_field_picture(field, step.row, step.col), summary(catalog, req, step, field))
 
 
 def view(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
@@ -190,27 +223,118 @@ def step_by(services: Services, delta: int, name: str, samples: Any, temperature
     return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
-def play(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
-         image: np.ndarray | None, label: Any, position: Any, speed: Any
-         ) -> Iterator[tuple[int, Image.Image, Image.Image, Image.Image, str]]:
-    """Stream frames every `speed` pixels from the pixel after `position` to the last."""
-    catalog = services.catalog
+def frame_indices(total: int, start: int, speed: int) -> list[int]:
+    """The raster indices a play shows: every `speed`-th pixel from `start` on, and the last."""
+    return [i for i in range(start, total) if (i - start + 1) % speed == 0 or i == total - 1]
+
+
+def save_png(picture: Image.Image, path: Path) -> str:
+    picture.save(path, format="png", compress_level=PNG_LEVEL)
+    return str(path)
+
+
+class Player:
+    """What plays share: the plays remembered, and the receptive-field picture of every pixel
+    (it depends on the model and the position only, so every frame of every play reuses it)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.folder = Path(tempfile.mkdtemp(prefix="latent-explorer-fields-"))
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self._plays: Memo[Playback] = Memo(PLAYS)
+        self._fields: Memo[str] = Memo(FIELD_CACHE)
+
+    def playback(self, req: Request, start: int, speed: int) -> "Playback":
+        """The play of `req` from raster index `start`, a frame every `speed` pixels (shared)."""
+        image = None if req.image is None else hashlib.sha1(req.image.numpy().tobytes()).hexdigest()
+        key = (req.name, req.samples, req.temperature, req.seed, req.given_rows, image, req.label, start, speed)
+        total = math.prod(self.services.catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
+        return self._plays.get(key, lambda: Playback(self, req, frame_indices(total, start, speed)))
+
+    def field_picture(self, req: Request, step: PixelStep) -> tuple[str, torch.Tensor]:
+        """The receptive field at the step's pixel: its picture's file, and the field."""
+        field = self.services.receptive_field(req.name, step.row, step.col, req.label)
+        key = (req.name, step.row, step.col, req.label)
+        name = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+        path = self._fields.get(key, lambda: save_png(render.receptive_field_picture(field, step.row, step.col),
+                                                      self.folder / f"field-{name}.png"))
+        return path, field
+
+    def frame_files(self, req: Request, step: PixelStep, folder: Path) -> tuple[int, str, str, str, str]:
+        """One frame of a play: (raster index, samples, distribution and receptive-field picture
+        files, summary), the same pictures `frame` draws."""
+        model = self.services.catalog.checkpoint(req.name, "autoregressive").model
+        field_path, field = self.field_picture(req, step)
+        return (step.index, save_png(samples_picture(model, req, step), folder / f"{step.index:04d}-samples.png"),
+                save_png(distribution_picture(model, step), folder / f"{step.index:04d}-prediction.png"),
+                field_path, summary(self.services.catalog, req, step, field))
+
+
+class Playback:
+    """One play's frames: the whole generation first (a fraction of a second), then frames
+    rendered a chunk (a second of playback) at a time in RENDER, each chunk once, however many
+    players show it; kept as PNG files in a folder of its own, removed with the Playback."""
+
+    def __init__(self, player: Player, req: Request, indices: list[int]) -> None:
+        self.player, self.req, self.indices = player, req, indices
+        self.folder = Path(tempfile.mkdtemp(prefix="latent-explorer-play-"))
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self._lock = threading.Lock()
+        self._generating = threading.Lock()
+        self._chunks: dict[int, Future] = {}
+        self._steps: dict[int, PixelStep] | None = None
+
+    def chunk(self, k: int) -> Future | None:
+        """Frames k * CHUNK to (k + 1) * CHUNK - 1 (a future list of `Player.frame_files`),
+        set rendering on first request; None past the last frame."""
+        if k * CHUNK >= len(self.indices):
+            return None
+        with self._lock:
+            if k not in self._chunks:
+                self._chunks[k] = RENDER.submit(self._render, k)
+            return self._chunks[k]
+
+    def _render(self, k: int) -> list[tuple[int, str, str, str, str]]:
+        steps = self._generated()
+        return [self.player.frame_files(self.req, steps.pop(index), self.folder)
+                for index in self.indices[k * CHUNK:(k + 1) * CHUNK]]
+
+    def _generated(self) -> dict[int, PixelStep]:
+        """The steps still to render, generated once (only those shown are kept)."""
+        with self._generating:
+            if self._steps is None:
+                shown = set(self.indices)
+                self._steps = {step.index: step for step in stream(self.player.services.catalog, self.req)
+                               if step.index in shown}
+            return self._steps
+
+
+async def play(player: Player, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
+               image: np.ndarray | None, label: Any, position: Any, speed: Any
+               ) -> AsyncIterator[tuple[int, str, str, str, str]]:
+    """Stream frames every `speed` pixels from the pixel after `position` to the last, FPS a
+    second. Only rendering takes a slot (in RENDER, a second of frames ahead of the one shown);
+    waiting for a frame's time holds nothing, so a hall's worth of plays run side by side."""
+    catalog = player.services.catalog
     req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
-    total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
+    total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
     speed = inputs.count(speed, "number of pixels per frame", 1, total)
     position = inputs.whole(position or 0, "pixel")
     start = 0 if position >= total - 1 else max(position + 1, 0)
-    shown = 0.0
-    for step in stream(catalog, req):
-        if step.index < start:
-            continue
-        if (step.index - start + 1) % speed and step.index != total - 1:
-            continue
-        wait = shown + 1.0 / FPS - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        shown = time.monotonic()
-        yield (step.index, *frame(services, req, step))
+    playback = player.playback(req, start, speed)
+    loop = asyncio.get_running_loop()
+    first = None
+    frames: list[tuple[int, str, str, str, str]] = []
+    for k in range(len(playback.indices)):
+        if k % CHUNK == 0:
+            # Shielded: the chunk is shared, so one player's Stop must not cancel it for the rest.
+            frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(k // CHUNK)))
+            playback.chunk(k // CHUNK + 1)          # the next second renders while this one shows
+        if first is None:
+            first = loop.time()
+        else:   # paced from the first frame, so a late frame does not delay the rest
+            await asyncio.sleep(max(0.0, first + k / FPS - loop.time()))
+        yield frames[k % CHUNK]
 
 
 def select(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
@@ -286,8 +410,8 @@ def build(services: Services) -> None:
     status = gr.Markdown(first[3])
     controls = [model, samples, temperature, seed, given_rows, digit.preview, label]
     frame_out = [picture, distribution, field, status]
-    playing = play_button.click(user_errors(functools.partial(play, services)), [*controls, position, speed],
-                                [position, *frame_out], api_name="pixel_play", show_progress="hidden", **STREAM)
+    playing = play_button.click(user_errors(functools.partial(play, Player(services))), [*controls, position, speed],
+                                [position, *frame_out], api_name="pixel_play", show_progress="hidden", **PLAY)
     stop_button.click(None, None, None, cancels=[playing], api_name="pixel_stop")
     next_button.click(user_errors(functools.partial(step_by, services, 1)), [*controls, position],
                       [position, *frame_out], api_name="pixel_next", cancels=[playing], **DECODE)
