@@ -142,11 +142,11 @@ class Calls:
     def rows(self) -> list[str]:
         out = []
         for e in ENDPOINTS:
-            t = sorted(self.times[e])
+            t = self.times[e]
             if not t and not self.errors[e]:
                 continue
             p50 = statistics.median(t) if t else float("nan")
-            p95 = t[min(len(t) - 1, round(0.95 * (len(t) - 1)))] if t else float("nan")
+            p95 = report.percentile(t, 0.95)
             out.append(f"| {e} | {len(t) + len(self.errors[e])} | {len(self.errors[e])} | {p50:.2f} | {p95:.2f} |")
         return out
 

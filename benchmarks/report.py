@@ -24,6 +24,12 @@ def command(module: str, argv: list[str]) -> str:
     return f"python -m {module} {shlex.join(argv)}".rstrip()
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th quantile (0..1) of `values` by nearest rank: a value that was measured; NaN if none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
 def write(path: Path, lines: list[str]) -> None:
     """Write a markdown report (creating its folder) and say where it went."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,3 +58,30 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     # Both bombs refused before decoding, one by the app, one inside Gradio's decoding.
     assert "Refused before decoding: 1 by the app's header check" in text and "otherwise: 0" in text
     assert "## Soak" in text and "RSS" in text
+
+
+def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained_dir, tmp_path, monkeypatch):
+    from benchmarks import play_capacity
+    from explorer.ui import pixels
+    from tests.helpers import benchmark_setup
+
+    folder, data = benchmark_setup(tiny_trained_dir, tmp_path, ("mnist-vae", "mnist-pixelcnn"))
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(data))
+    report = tmp_path / "play_capacity.md"
+    play_capacity.main(["--trained", str(folder), "--players", "1", "2", "--distinct", "2", "--speed", "112",
+                        "--timeout", "60", "--report", str(report)])
+    text = report.read_text()
+    frames = 7                                            # 784 pixels, a frame every 112
+    nominal = frames / pixels.FPS
+    assert f"A play: {frames} frames (112 pixels per frame) at {pixels.FPS} a second, nominally {nominal:.2f} s" in text
+    rows = {row[0]: row for row in table_rows(text, "") if row[0][:1].isdigit()}
+    assert set(rows) == {"1", "2", "2, a seed each"}
+    for label, row in rows.items():
+        plays, errors, p50, p95, f50, f95, nominal_s, worst, load = row[1:]
+        assert (plays, errors, nominal_s) == (label[0], "0", f"{nominal:.2f}")
+        assert 0 < float(p50) <= float(p95) <= float(f95) and float(p50) <= float(f50) <= float(f95)
+        # A play cannot end before its frames' time: the last comes (frames - 1) / FPS after the first.
+        assert float(f50) >= (frames - 1) / pixels.FPS
+        assert float(worst) >= float(f95) / nominal - 0.01      # the worst play is at least the p95 one
+        assert float(load) >= 0
+    assert "Problems:" not in text

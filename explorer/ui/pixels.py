@@ -65,6 +65,8 @@ MAX_SAMPLES = 16
 TEMPERATURES = (0.05, 2.0)   # below: nearly greedy; above: mostly noise
 # Frames a second while playing: smooth to the eye, and few enough that the browser keeps up.
 FPS = 15
+# The settings the tab opens with (a play on them is what a lecture hall presses at once).
+START_SAMPLES, START_TEMPERATURE, START_SEED, START_SPEED = 4, 1.0, 0, 4
 FRAME_SIDE = 460          # about how wide the sample mosaic is drawn, in screen pixels
 # A play mostly waits between frames (its frames are rendered ahead, in RENDER), so a whole
 # lecture hall can play at once: this pool only bounds how many streams the server keeps open.
@@ -382,10 +384,11 @@ def build(services: Services) -> None:
         model = gr.Dropdown(catalog.choices(names), value=start, label="autoregressive model", scale=2)
         info = gr.Markdown(model_info(catalog, start))
     with gr.Row():
-        samples = gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="samples")
-        temperature = gr.Slider(*TEMPERATURES, value=1.0, step=0.05, label="temperature (<1 bolder, >1 wilder)")
-        seed = gr.Number(value=0, precision=0, minimum=0, label="seed")
-        speed = gr.Slider(1, 112, value=4, step=1, label="pixels per frame while playing")
+        samples = gr.Slider(1, MAX_SAMPLES, value=START_SAMPLES, step=1, label="samples")
+        temperature = gr.Slider(*TEMPERATURES, value=START_TEMPERATURE, step=0.05,
+                                label="temperature (<1 bolder, >1 wilder)")
+        seed = gr.Number(value=START_SEED, precision=0, minimum=0, label="seed")
+        speed = gr.Slider(1, 112, value=START_SPEED, step=1, label="pixels per frame while playing")
         label = class_picker(catalog, start)
     with gr.Accordion("Completion: keep the top of an image, let the model draw the rest", open=False):
         with gr.Row():
@@ -398,7 +401,7 @@ def build(services: Services) -> None:
         previous_button = gr.Button("◀ Previous pixel")
         next_button = gr.Button("Next pixel ▶")
     position = gr.Slider(0, total - 1, value=total - 1, step=1, label="pixel (raster order; drag to scrub)")
-    first = view(services, start, 4, 1.0, 0, 0, None, None, total - 1)
+    first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, total - 1)
     with gr.Row():
         picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
                            type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame")
