@@ -57,7 +57,7 @@ class Play:
 
 def press_play(clients: list, seeds: list[int], model: str, speed: int, timeout: float) -> list[Play]:
     """Every client presses Play at once; the frames are watched until all finish or time runs out."""
-    last_pixel = SIDE * SIDE - 1   # Play from the last pixel starts again at the first
+    last_pixel = SIDE * SIDE       # Play from the last pixel starts again at the first
     start = time.monotonic()
     jobs = [client.submit(model, pixels.START_SAMPLES, pixels.START_TEMPERATURE, seed, 0, None, None, last_pixel,
                           speed, api_name="/pixel_play") for client, seed in zip(clients, seeds)]

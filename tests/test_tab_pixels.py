@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -55,7 +56,7 @@ def view_args(name="mnist-pixelcnn", samples=4, temperature=1.0, given_rows=0, i
 
 def test_pixel_view_matches_the_sampler(client, catalog):
     model = catalog.checkpoint("mnist-pixelcnn", "autoregressive").model
-    picture, dist, field, status = client.predict(*view_args(), 300, api_name="/pixel_view")
+    picture, dist, field, status = client.predict(*view_args(), 301, api_name="/pixel_view")   # pixel 301: index 300
     step = reference_step(model, 4, 300)
     assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
     assert f"p(white) = **{float(step.probs[0, 0]):.3f}**" in status
@@ -65,48 +66,50 @@ def test_pixel_view_matches_the_sampler(client, catalog):
 
 def test_pixel_receptive_field_shows_the_blind_spot_and_its_fix(client):
     # The tiny PixelCNN (3x3 type A, one 3x3 type B) misses the pixel up-right; gated does not.
-    *_, plain = client.predict(*view_args(), 300, api_name="/pixel_view")
-    *_, gated = client.predict(*view_args("mnist-gated_pixelcnn"), 300, api_name="/pixel_view")
+    *_, plain = client.predict(*view_args(), 301, api_name="/pixel_view")
+    *_, gated = client.predict(*view_args("mnist-gated_pixelcnn"), 301, api_name="/pixel_view")
     assert "blind spot" in plain and "lie in its **blind spot**" in plain
     assert "lie in its **blind spot**" not in gated and "no blind spot" in gated
 
 
 def test_next_and_previous_pixel_stay_inside_the_image(client, catalog):
-    position, picture, *_ = client.predict(*view_args(), 41, api_name="/pixel_next")
-    assert position == 42
+    position, picture, *_, status = client.predict(*view_args(), 42, api_name="/pixel_next")
+    assert position == 43 and "**Pixel 43 of 784**" in status
     step = reference_step(catalog.checkpoint("mnist-pixelcnn", "autoregressive").model, 4, 42)
     assert np.array_equal(frame_tiles(picture, 4), expected_colours(step))
-    position, *_ = client.predict(*view_args(), 0, api_name="/pixel_previous")
-    assert position == 0
-    position, *_ = client.predict(*view_args(), 783, api_name="/pixel_next")
-    assert position == 783
+    position, *_ = client.predict(*view_args(), 1, api_name="/pixel_previous")
+    assert position == 1
+    position, *_ = client.predict(*view_args(), 784, api_name="/pixel_next")
+    assert position == 784
 
 
 def test_play_streams_frames_to_the_finished_samples(client, catalog):
-    job = client.submit(*view_args(samples=2), 700, 20, api_name="/pixel_play")
+    job = client.submit(*view_args(samples=2), 701, 20, api_name="/pixel_play")
     frames = list(job)
     positions = [f[0] for f in frames]
-    assert positions == [720, 740, 760, 780, 783]
+    assert positions == [721, 741, 761, 781, 784]
+    # The progress line: each frame's summary names the pixel the slider shows.
+    assert all(f[4].startswith(f"**Pixel {f[0]} of 784**") for f in frames)
     finished = sampling.sample(catalog.checkpoint("mnist-pixelcnn", "autoregressive").model, 2, generator=torch.Generator().manual_seed(SEED))
     tiles = frame_tiles(frames[-1][1], 2)
     assert np.array_equal(tiles[..., 0], render.to_uint8(finished))
     # From the last pixel, Play starts again at the first.
-    first = next(iter(client.submit(*view_args(samples=1), 783, 112, api_name="/pixel_play")))
-    assert first[0] == 111
+    first = next(iter(client.submit(*view_args(samples=1), 784, 112, api_name="/pixel_play")))
+    assert first[0] == 112 and first[4].startswith("**Pixel 112 of 784**")
 
 
 @pytest.mark.parametrize("name", ["mnist-row_lstm", "mnist-diagonal_bilstm"])
 def test_pixelrnn_models_stream_step_and_complete_in_the_pixel_tab(client, catalog, name):
     model = catalog.checkpoint(name, "autoregressive").model
-    frames = list(client.submit(*view_args(name, samples=2), 600, 100, api_name="/pixel_play"))
-    assert [f[0] for f in frames] == [700, 783]
+    frames = list(client.submit(*view_args(name, samples=2), 601, 100, api_name="/pixel_play"))
+    assert [f[0] for f in frames] == [701, 784]
     finished = sampling.sample(model, 2, generator=torch.Generator().manual_seed(SEED))
     assert np.array_equal(frame_tiles(frames[-1][1], 2)[..., 0], render.to_uint8(finished))
-    position, picture, _, _, status = client.predict(*view_args(name), 299, api_name="/pixel_next")
-    assert position == 300 and np.array_equal(frame_tiles(picture, 4), expected_colours(reference_step(model, 4, 300)))
+    position, picture, _, _, status = client.predict(*view_args(name), 300, api_name="/pixel_next")
+    assert position == 301 and np.array_equal(frame_tiles(picture, 4), expected_colours(reference_step(model, 4, 300)))
     assert "p(white)" in status
     preview, _ = client.predict(name, 2, api_name="/complete_from_example")
-    picture, *_ = client.predict(*view_args(name, samples=2, given_rows=12, image=handle_file(preview)), 783,
+    picture, *_ = client.predict(*view_args(name, samples=2, given_rows=12, image=handle_file(preview)), 784,
                                  api_name="/pixel_view")
     given = np.asarray(Image.open(preview)) >= 128
     assert all(np.array_equal(tile[:12] == 255, given[:12]) for tile in frame_tiles(picture, 2)[..., 0])
@@ -114,18 +117,18 @@ def test_pixelrnn_models_stream_step_and_complete_in_the_pixel_tab(client, catal
 
 def test_receptive_fields_of_the_pixelrnn_models(client):
     # Row LSTM: a triangle above, a few pixels to the left; the rest of the context is unseen.
-    *_, row = client.predict(*view_args("mnist-row_lstm"), 300, api_name="/pixel_view")
+    *_, row = client.predict(*view_args("mnist-row_lstm"), 301, api_name="/pixel_view")
     assert "lie in its **blind spot**" in row
     # Diagonal BiLSTM: all but the last pixel of the row above, (9, 27), which the first layer
     # (3x3 here, reach 1) only brings into features from column 26 on (see pixelrnn.py).
-    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 300, api_name="/pixel_view")
+    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 301, api_name="/pixel_view")
     assert "**299 of the 300** earlier pixels; **1** within its reach lie in its **blind spot**" in diagonal
-    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 10 * 28 + 26, api_name="/pixel_view")
+    *_, diagonal = client.predict(*view_args("mnist-diagonal_bilstm"), 10 * 28 + 26 + 1, api_name="/pixel_view")
     assert "all of them, no blind spot" in diagonal
 
 
 def test_stop_cancels_a_stream_and_the_app_goes_on(client):
-    job = client.submit(*view_args(samples=1), 0, 1, api_name="/pixel_play")   # 783 frames at 15 a second
+    job = client.submit(*view_args(samples=1), 784, 1, api_name="/pixel_play")   # 784 frames at 15 a second
     deadline = time.monotonic() + 20
     while len(job.outputs()) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -135,7 +138,7 @@ def test_stop_cancels_a_stream_and_the_app_goes_on(client):
         time.sleep(0.05)
     time.sleep(1.0)
     seen = len(job.outputs())
-    assert job.done() and 3 <= seen < 200               # 783 frames, had it not stopped
+    assert job.done() and 3 <= seen < 200               # 784 frames, had it not stopped
     time.sleep(1.0)
     assert len(job.outputs()) == seen                   # nothing more arrives
     position, *_ = client.predict(*view_args(), 5, api_name="/pixel_next")
@@ -145,7 +148,7 @@ def test_stop_cancels_a_stream_and_the_app_goes_on(client):
 def test_completion_keeps_the_given_rows(client, catalog):
     preview, _ = client.predict("mnist-pixelcnn", 2, api_name="/complete_from_example")
     given = np.asarray(Image.open(preview)) >= 128                        # thresholded at 0.5
-    picture, _, _, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 783,
+    picture, _, _, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 784,
                                            api_name="/pixel_view")
     tiles = frame_tiles(picture, 3)[..., 0]
     for tile in tiles:
@@ -156,15 +159,15 @@ def test_completion_keeps_the_given_rows(client, catalog):
     done = sampling.sample(model, 3, generator=torch.Generator().manual_seed(SEED), known=x, known_mask=mask)
     assert np.array_equal(tiles, render.to_uint8(done))
     # At a given pixel the summary says so.
-    *_, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 50,
+    *_, status = client.predict(*view_args(samples=3, given_rows=10, image=handle_file(preview)), 51,
                                 api_name="/pixel_view")
     assert "**given**" in status
 
 
 def test_an_8bit_model_shows_a_histogram_over_grey_levels(client, catalog):
     info, picker, slider, picture, dist, field, status = client.predict(
-        *view_args("fashion-mnist-gated_pixelcnn", samples=1), 783, api_name="/pixel_model")
-    assert "256 grey levels" in info and slider["maximum"] == 783 and picker["visible"] is False
+        *view_args("fashion-mnist-gated_pixelcnn", samples=1), 784, api_name="/pixel_model")
+    assert "256 grey levels" in info and slider["maximum"] == 784 and slider["value"] == 784 and picker["visible"] is False
     step = reference_step(catalog.checkpoint("fashion-mnist-gated_pixelcnn", "autoregressive").model, 1, 783)
     level = int(round(float(step.image[0, 0, 27, 27]) * 255))
     assert f"drew level **{level}**" in status and "entropy" in status
@@ -186,3 +189,43 @@ def test_pixel_tab_refuses_bad_settings_with_a_message(client, catalog, services
         asyncio.run(anext(pixels.play(pixels.Player(services), *view_args(), 5, 0)))
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*view_args("mnist-vae"), 5, api_name="/pixel_view")
+
+
+def served_config(server) -> dict:
+    url, _ = server
+    return httpx.get(f"{url.rstrip('/')}/config", timeout=10).json()
+
+
+def component(config: dict, elem_id: str) -> dict:
+    (found,) = [c for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id]
+    return found
+
+
+def test_the_tab_opens_on_a_mid_pixel_with_the_blind_spot_and_counts_pixels_from_1(server, client):
+    config = served_config(server)
+    slider = component(config, "pixel-position")["props"]
+    # Row 14, column 14 of 28x28 is pixel 14 * 28 + 14 + 1 = 407; the slider counts as the caption does.
+    assert (slider["minimum"], slider["maximum"], slider["value"]) == (1, 784, 407)
+    assert slider["label"].startswith("pixel (1 to 784")
+    status = component(config, "pixel-status")["props"]["value"]
+    assert status.startswith("**Pixel 407 of 784** (row 14, column 14)") and "lie in its **blind spot**" in status
+    # Any pixel number the slider can hold is the one the summary names, the ends included.
+    for pixel, where in ((1, "(row 0, column 0)"), (784, "(row 27, column 27)")):
+        *_, text = client.predict(*view_args(), pixel, api_name="/pixel_view")
+        assert text.startswith(f"**Pixel {pixel} of 784** {where}")
+    with pytest.raises(AppError, match="less than minimum value 1"):
+        client.predict(*view_args(), 0, api_name="/pixel_view")
+
+
+def test_pixel_tab_controls_redraw_on_every_change_a_person_makes(server):
+    # `.input` fires on dragging, typed numbers and arrow keys alike; `.release` only on a mouse release.
+    config = served_config(server)
+    ids = {elem: component(config, elem)["id"] for elem in ("pixel-position",)}
+    (view,) = [d for d in config["dependencies"] if d.get("api_name") == "pixel_view"]
+    triggers = {tuple(t) for t in view["targets"]}
+    assert (ids["pixel-position"], "input") in triggers
+    assert not any(event == "release" for _, event in triggers)
+    labels = {c["id"]: c["props"].get("label") for c in config["components"]}
+    on_input = {labels[i] for i, event in triggers if event == "input"}
+    assert {"samples", "seed", "given rows (0 = generate from nothing)"} <= on_input
+    assert any(label.startswith("temperature") for label in on_input)

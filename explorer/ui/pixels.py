@@ -13,8 +13,9 @@ for 16 samples), and playing from p continues exactly where the step view stood.
 
 Endpoints (inputs: model, samples, temperature, seed, given rows, image, class, pixel):
   `/pixel_model`:    (..., pixel) -> description, class picker, pixel slider, its frame.
-  `/pixel_view`:     the frame at `pixel` (0-based raster index): picture, distribution,
-                     receptive field, a summary.
+  `/pixel_view`:     the frame at `pixel` (its number, 1 to H * W in raster order, as the
+                     slider and the summary count): picture, distribution, receptive field,
+                     a summary.
   `/pixel_next`, `/pixel_previous`: (..., pixel) -> (pixel + 1 or - 1, its frame).
   `/pixel_play`:     (..., pixel, pixels per frame) -> streams (pixel, frame) from the next
                      pixel to the last (from the first if `pixel` is the last), FPS frames
@@ -136,12 +137,12 @@ def stream(catalog: Catalog, req: Request) -> Iterator[PixelStep]:
                                   generator=torch.Generator().manual_seed(req.seed), known=known, known_mask=mask)
 
 
-def step_at(catalog: Catalog, req: Request, position: Any) -> PixelStep:
-    """The step that decides pixel `position` (raster index), computed from the start."""
+def step_at(catalog: Catalog, req: Request, pixel: Any) -> PixelStep:
+    """The step that decides pixel number `pixel` (1 to H * W in raster order), computed from the start."""
     total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
-    position = inputs.whole(position, "pixel", 0, total - 1)
+    index = inputs.whole(pixel, "pixel", 1, total) - 1
     for step in stream(catalog, req):
-        if step.index == position:
+        if step.index == index:
             return step
     raise AssertionError("the stream ended early")  # pragma: no cover
 
@@ -221,7 +222,7 @@ def step_by(services: Services, delta: int, name: str, samples: Any, temperature
     """One pixel forward or back (staying inside the image)."""
     name = inputs.model_name(services.catalog, name, "autoregressive")
     total = math.prod(services.catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
-    position = min(max(inputs.whole(position or 0, "pixel") + delta, 0), total - 1)
+    position = min(max(inputs.whole(position or 1, "pixel") + delta, 1), total)
     return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
@@ -322,7 +323,7 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
     total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
     speed = inputs.count(speed, "number of pixels per frame", 1, total)
     position = inputs.whole(position or 0, "pixel")
-    start = 0 if position >= total - 1 else max(position + 1, 0)
+    start = 0 if position >= total else max(position, 0)   # the index of the pixel after pixel number `position`
     playback = player.playback(req, start, speed)
     loop = asyncio.get_running_loop()
     first = None
@@ -336,7 +337,15 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
             first = loop.time()
         else:   # paced from the first frame, so a late frame does not delay the rest
             await asyncio.sleep(max(0.0, first + k / FPS - loop.time()))
-        yield frames[k % CHUNK]
+        index, *shown = frames[k % CHUNK]
+        yield (index + 1, *shown)
+
+
+def start_pixel(model: AutoregressiveModel) -> int:
+    """The pixel the tab opens on: the middle of the image (row 14, column 14 of 28x28), where a
+    plain PixelCNN's blind spot shows (in orange) beside what it sees."""
+    height, width = model.data_shape[1:]
+    return (height // 2) * width + width // 2 + 1
 
 
 def select(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
@@ -348,11 +357,11 @@ def select(services: Services, name: str, samples: Any, temperature: Any, seed: 
     name = inputs.model_name(catalog, name, "autoregressive")
     total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
     try:
-        position = min(max(inputs.whole(position, "pixel"), 0), total - 1)
+        position = min(max(inputs.whole(position, "pixel"), 1), total)
     except gr.Error:
-        position = total - 1
+        position = start_pixel(catalog.checkpoint(name, "autoregressive").model)
     label = picked_class(catalog, name, label)
-    return (model_info(catalog, name), class_picker(catalog, name, label), gr.Slider(maximum=total - 1, value=position),
+    return (model_info(catalog, name), class_picker(catalog, name, label), gr.Slider(maximum=total, value=position),
             *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
@@ -400,8 +409,10 @@ def build(services: Services) -> None:
         stop_button = gr.Button("Stop", variant="stop")
         previous_button = gr.Button("◀ Previous pixel")
         next_button = gr.Button("Next pixel ▶")
-    position = gr.Slider(0, total - 1, value=total - 1, step=1, label="pixel (raster order; drag to scrub)")
-    first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, total - 1)
+    opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
+    position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order; drag to scrub)",
+                         elem_id="pixel-position")
+    first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, opening)
     with gr.Row():
         picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
                            type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame")
@@ -410,7 +421,7 @@ def build(services: Services) -> None:
                                     type="pil", format="png", interactive=False, height=210)
             field = gr.Image(value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
                              type="pil", format="png", interactive=False, height=240)
-    status = gr.Markdown(first[3])
+    status = gr.Markdown(first[3], elem_id="pixel-status")
     controls = [model, samples, temperature, seed, given_rows, digit.preview, label]
     frame_out = [picture, distribution, field, status]
     playing = play_button.click(user_errors(functools.partial(play, Player(services))), [*controls, position, speed],
@@ -422,7 +433,9 @@ def build(services: Services) -> None:
                           [position, *frame_out], api_name="pixel_previous", cancels=[playing], **DECODE)
     model.change(user_errors(functools.partial(select, services)), [*controls, position],
                  [info, label, position, *frame_out], api_name="pixel_model", cancels=[playing], **DECODE)
-    # The pixel slider, and any control that changes the samples, redraw the frame there.
-    gr.on([position.release, samples.release, temperature.release, seed.submit, given_rows.release,
+    # The pixel slider, and any control that changes the samples, redraw the frame there. `.input`
+    # fires on every change a person makes (dragging, a typed number, arrow keys), never on the
+    # updates Play sends to the pixel slider; `always_last` keeps only the newest pending redraw.
+    gr.on([position.input, samples.input, temperature.input, seed.input, given_rows.input,
            digit.preview.change], user_errors(functools.partial(view, services)), [*controls, position], frame_out,
-          api_name="pixel_view", trigger_mode="always_last", show_progress="minimal", **DECODE)
+          api_name="pixel_view", trigger_mode="always_last", show_progress="minimal", cancels=[playing], **DECODE)
