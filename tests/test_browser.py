@@ -209,3 +209,70 @@ def test_a_preset_link_restores_its_tab_and_settings(url: str, tmp_path: Path):
             assert not page.locator(".toast-body.error").count()
         finally:
             browser.close()
+
+
+def new_frame(page, before: str) -> str:
+    """Wait for the pixel tab's frame to change from `before`; the new picture's address."""
+    page.wait_for_function(
+        "last => { const img = document.querySelector('#pixel-frame img');"
+        " return img && img.src && img.src !== last; }", arg=before, timeout=30_000)
+    return page.locator("#pixel-frame img").get_attribute("src")
+
+
+def test_pixel_tab_keys_and_typed_pixel_numbers_redraw(url: str, tmp_path: Path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            page.get_by_role("tab", name="Pixel by pixel").click()
+            frame = page.locator("#pixel-frame img")
+            frame.wait_for(timeout=30_000)
+            box = page.locator("#pixel-position input[type=number]")
+            status = page.locator("#pixel-status")
+            assert box.input_value() == "407" and "Pixel 407 of 784" in status.inner_text()
+            source = frame.get_attribute("src")
+
+            # A typed pixel number redraws (no mouse release needed).
+            box.fill("500")
+            box.press("Enter")
+            source = new_frame(page, source)
+            page.wait_for_function("() => document.querySelector('#pixel-status').innerText.includes('Pixel 500 of 784')",
+                                   timeout=30_000)
+
+            # Arrow keys on the page step one pixel; on the focused slider they move it, and it redraws.
+            page.locator("#pixel-keys").click()          # focus leaves the number box
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => document.querySelector('#pixel-position input[type=number]').value === '501'",
+                                   timeout=30_000)
+            source = new_frame(page, source)
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function("() => document.querySelector('#pixel-position input[type=number]').value === '500'",
+                                   timeout=30_000)
+            source = new_frame(page, source)
+            slider = page.get_by_label("range slider for pixel (1 to 784, in raster order; drag to scrub)")
+            slider.focus()
+            slider.press("ArrowRight")
+            assert box.input_value() == "501"
+            source = new_frame(page, source)
+            page.wait_for_function("() => document.querySelector('#pixel-status').innerText.includes('Pixel 501 of 784')",
+                                   timeout=30_000)
+
+            # Space plays (frames keep coming, the slider moves on) and Space again stops.
+            page.locator("#pixel-keys").click()
+            page.keyboard.press("Space")
+            for _ in range(3):
+                source = new_frame(page, source)
+            assert int(box.input_value()) > 501
+            page.keyboard.press("Space")
+            page.wait_for_timeout(1500)
+            stopped = frame.get_attribute("src")
+            page.wait_for_timeout(1500)
+            assert frame.get_attribute("src") == stopped and int(box.input_value()) < 784
+            shot = tmp_path / "pixel-keys.png"
+            page.screenshot(path=str(shot))
+            assert shot.stat().st_size > 10_000
+            assert not page.locator(".toast-body.error").count()
+        finally:
+            browser.close()

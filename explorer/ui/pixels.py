@@ -28,7 +28,8 @@ over 13 s, but generating its samples takes a fifth of a second and a frame cost
 renders frames a second ahead in RENDER (a pool as big as the machine's cores), writes them as
 PNG files that Gradio serves as they are, and waits for each frame's time without holding any
 slot. Plays with the same settings share their frames (`Player`), so sixty students pressing
-Play on the defaults cost one rendering.
+Play on the defaults cost one rendering. A server too busy to send every frame on time
+skips frames (LATE) rather than stretch the play.
   `/complete_from_example|upload|drawing`: the image to complete (see `digits`).
 """
 
@@ -84,6 +85,48 @@ RENDER = ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)) if hasattr(
 PLAYS = 32
 # Frame pictures are written fast rather than small: they travel over a lecture hall's network once.
 PNG_LEVEL = 1
+# A play more than this many seconds behind its schedule (a busy server) skips frames until it
+# is back on time, so it still ends when it should; the first and last frames are always shown.
+LATE = 0.5
+
+# Keys on this tab (shown only while it is: the frame must be visible): Space plays and stops,
+# the arrows step one pixel. Keys typed into a text or number box, or arrows on a focused
+# slider, keep their own meaning. It clicks the tab's buttons, so each key does exactly what
+# its button does; playing is known from the buttons pressed and the pixel slider's place
+# (a play ends on the last pixel). Run once per page, however often the tab is drawn.
+KEYBOARD_JS = """
+if (!window.pixelTabKeys) {
+  window.pixelTabKeys = true;
+  let playing = false;
+  const byId = id => document.getElementById(id);
+  const visible = el => el !== null && el.offsetParent !== null;
+  const atEnd = () => {
+    const box = document.querySelector('#pixel-position input[type=number]');
+    return box !== null && Number(box.value) >= Number(box.max);
+  };
+  document.addEventListener('click', event => {
+    const button = event.target.closest ? event.target.closest('button') : null;
+    if (button === null) return;
+    if (button.id === 'pixel-play') playing = true;
+    else if (['pixel-stop', 'pixel-next', 'pixel-previous'].includes(button.id)) playing = false;
+  }, true);
+  const typing = el => el !== null && (el.isContentEditable || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT'
+                                       || (el.tagName === 'INPUT' && el.type !== 'button' && el.type !== 'checkbox'));
+  const ours = event => visible(byId('pixel-frame')) && !event.ctrlKey && !event.metaKey && !event.altKey
+                        && !typing(event.target) && [' ', 'ArrowLeft', 'ArrowRight'].includes(event.key);
+  document.addEventListener('keydown', event => {
+    if (!ours(event)) return;
+    event.preventDefault();   // no page scroll, no second click of a focused button
+    if (event.key === ' ') {
+      if (!event.repeat) byId(playing && !atEnd() ? 'pixel-stop' : 'pixel-play').click();
+    } else {
+      byId(event.key === 'ArrowRight' ? 'pixel-next' : 'pixel-previous').click();
+    }
+  });
+  document.addEventListener('keyup', event => { if (ours(event)) event.preventDefault(); });
+}
+"""
+KEYS_HINT = "Keys: <kbd>Space</kbd> plays and stops; <kbd>←</kbd> <kbd>→</kbd> step one pixel."
 
 EXPLANATION = (
     "An autoregressive model writes an image **one pixel at a time**, left to right, top to bottom: "
@@ -236,13 +279,23 @@ def save_png(picture: Image.Image, path: Path) -> str:
     return str(path)
 
 
+@functools.cache
+def frames_root() -> Path:
+    """The one folder every play's frame files live in (a folder each), served by Gradio as
+    static files: handed out as they are, not hashed and copied into its cache for every
+    player and frame. Registered once, so the check Gradio makes per file stays one path."""
+    root = Path(tempfile.mkdtemp(prefix="latent-explorer-plays-"))
+    gr.set_static_paths([root])
+    return root
+
+
 class Player:
     """What plays share: the plays remembered, and the receptive-field picture of every pixel
     (it depends on the model and the position only, so every frame of every play reuses it)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.folder = Path(tempfile.mkdtemp(prefix="latent-explorer-fields-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="fields-", dir=frames_root()))
         weakref.finalize(self, shutil.rmtree, self.folder, True)
         self._plays: Memo[Playback] = Memo(PLAYS)
         self._fields: Memo[str] = Memo(FIELD_CACHE)
@@ -280,7 +333,7 @@ class Playback:
 
     def __init__(self, player: Player, req: Request, indices: list[int]) -> None:
         self.player, self.req, self.indices = player, req, indices
-        self.folder = Path(tempfile.mkdtemp(prefix="latent-explorer-play-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="play-", dir=frames_root()))
         weakref.finalize(self, shutil.rmtree, self.folder, True)
         self._lock = threading.Lock()
         self._generating = threading.Lock()
@@ -328,7 +381,8 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
     loop = asyncio.get_running_loop()
     first = None
     frames: list[tuple[int, str, str, str, str]] = []
-    for k in range(len(playback.indices)):
+    last = len(playback.indices) - 1
+    for k in range(last + 1):
         if k % CHUNK == 0:
             # Shielded: the chunk is shared, so one player's Stop must not cancel it for the rest.
             frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(k // CHUNK)))
@@ -336,7 +390,10 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
         if first is None:
             first = loop.time()
         else:   # paced from the first frame, so a late frame does not delay the rest
-            await asyncio.sleep(max(0.0, first + k / FPS - loop.time()))
+            wait = first + k / FPS - loop.time()
+            if wait < -LATE and k < last:
+                continue
+            await asyncio.sleep(max(0.0, wait))
         index, *shown = frames[k % CHUNK]
         yield (index + 1, *shown)
 
@@ -405,10 +462,11 @@ def build(services: Services) -> None:
                                    label="given rows (0 = generate from nothing)")
             digit = digit_input(services.example, model, "complete", "Image to complete")
     with gr.Row():
-        play_button = gr.Button("Play", variant="primary")
-        stop_button = gr.Button("Stop", variant="stop")
-        previous_button = gr.Button("◀ Previous pixel")
-        next_button = gr.Button("Next pixel ▶")
+        play_button = gr.Button("Play", variant="primary", elem_id="pixel-play")
+        stop_button = gr.Button("Stop", variant="stop", elem_id="pixel-stop")
+        previous_button = gr.Button("◀ Previous pixel", elem_id="pixel-previous")
+        next_button = gr.Button("Next pixel ▶", elem_id="pixel-next")
+    gr.HTML(KEYS_HINT, js_on_load=KEYBOARD_JS, elem_id="pixel-keys")
     opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
     position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order; drag to scrub)",
                          elem_id="pixel-position")
