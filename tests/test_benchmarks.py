@@ -68,14 +68,14 @@ def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained
     folder, data = benchmark_setup(tiny_trained_dir, tmp_path, ("mnist-vae", "mnist-pixelcnn"))
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(data))
     report = tmp_path / "play_capacity.md"
-    play_capacity.main(["--trained", str(folder), "--players", "1", "2", "--distinct", "2", "--speed", "112",
+    play_capacity.main(["--trained", str(folder), "--players", "1", "2", "--opened", "2", "--distinct", "2", "--speed", "112",
                         "--timeout", "60", "--report", str(report)])
     text = report.read_text()
     frames = 7                                            # 784 pixels, a frame every 112
     nominal = frames / pixels.FPS
     assert f"A play: {frames} frames (112 pixels per frame) at {pixels.FPS} a second, nominally {nominal:.2f} s" in text
     rows = {row[0]: row for row in table_rows(text, "") if row[0][:1].isdigit()}
-    assert set(rows) == {"1", "2", "2, a seed each"}
+    assert set(rows) == {"1", "2", "2 opened", "2 opened, a seed each"}
     for label, row in rows.items():
         plays, errors, p50, p95, f50, f95, nominal_s, worst, shown, least, cpu, load = row[1:]
         assert (plays, errors, nominal_s) == (label[0], "0", f"{nominal:.2f}")
