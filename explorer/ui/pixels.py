@@ -20,6 +20,10 @@ Endpoints (inputs: model, samples, temperature, seed, given rows, image, class, 
   `/pixel_play`:     (..., pixel, pixels per frame) -> streams (pixel, frame) from the next
                      pixel to the last (from the first if `pixel` is the last), FPS frames
                      a second. Stop (and choosing another model) cancels it.
+  `/complete_from_example|upload|drawing`: the image to complete (see `digits`).
+
+The tab opens on the middle pixel, where PixelCNN's blind spot shows. Keys (KEYBOARD_JS):
+Space plays and stops, the left and right arrows step one pixel.
 
 Playing is built for a lecture hall pressing Play at once. A default play shows 196 frames
 over 13 s, but generating its samples takes a fifth of a second and a frame costs about 12 ms
@@ -30,7 +34,6 @@ PNG files that Gradio serves as they are, and waits for each frame's time withou
 slot. Plays with the same settings share their frames (`Player`), so sixty students pressing
 Play on the defaults cost one rendering. A server too busy to send every frame on time
 skips frames (LATE) rather than stretch the play.
-  `/complete_from_example|upload|drawing`: the image to complete (see `digits`).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import gradio as gr
 import numpy as np
