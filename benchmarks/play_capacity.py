@@ -4,8 +4,9 @@
                                        [--players 1 20 60] [--opened 60] [--distinct 20] [--speed 4]
                                        [--timeout 90] [--report PATH]
 
-Starts `python app.py` on a free loopback port (as `benchmarks.load` does) and, for each
-count N of `--players`, opens N gradio_client sessions, then has them all press Play on
+Starts `python app.py` on a free loopback port (as `benchmarks.load` does), plays once (the
+first play after start-up, as a lecturer rehearsing: it renders the frames that plays on the
+same settings then share, and the receptive fields) and then, for each count N of `--players`, opens N gradio_client sessions, then has them all press Play on
 `/pixel_play` at the same moment with the tab's opening settings (samples, temperature, seed;
 `--speed` pixels per frame, the tab's own by default), from the first pixel to the last. Each
 `--opened` count does the same with sessions that have already made one call (`/select_model`,
@@ -48,7 +49,6 @@ from .load import free_port, start_server
 REPO = Path(__file__).resolve().parents[1]
 REPORT = report.REPORTS / "play_capacity.md"
 POLL = 0.02          # seconds between looks at every player's stream
-SETTLE = 2.0         # seconds between looks at the server's CPU time while it settles
 SIDE = 28            # the shipped autoregressive models draw 28x28 images
 
 
@@ -99,20 +99,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle(pid: int, limit: float) -> float:
-    """Wait until the server is idle (its start-up work, such as the Pixel tab's receptive
-    fields, done), as a lecturer starts the app before the lecture: seconds waited."""
-    start = time.monotonic()
-    before = cpu_seconds(pid)
-    while time.monotonic() - start < limit:
-        time.sleep(SETTLE)
-        now = cpu_seconds(pid)
-        if now - before < 0.1 * SETTLE:
-            break
-        before = now
-    return time.monotonic() - start
-
-
 def level_row(label: str, plays: list[Play], nominal: float, cpu: float) -> str:
     firsts = [p.first for p in plays if p.first is not None]
     finishes = [p.finish for p in plays if p.finish is not None]
@@ -138,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latent-model", default="mnist-vae", help="the model of the call that opens a session")
     p.add_argument("--speed", type=int, default=pixels.START_SPEED, help="pixels per frame")
     p.add_argument("--timeout", type=float, default=90, help="seconds past the nominal playback time")
-    p.add_argument("--settle", type=float, default=300, help="longest wait for the server to go idle")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
     from gradio_client import Client
@@ -160,15 +145,16 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     server = start_server(args.trained, port)
     notes: list[str] = []
-    waited = settle(server.pid, args.settle)
-    lines.insert(5, f"The server went idle {waited:.0f} s after it started serving (load average then "
-                    f"{os.getloadavg()[0]:.1f}); the players came after.  ")
     try:
         url = f"http://127.0.0.1:{port}/"
-        levels = ([(n, False, False) for n in args.players] + [(n, True, False) for n in args.opened]
+        # First a rehearsal, as a lecturer presses Play once before the lecture: the first play
+        # after start-up, which renders the frames the hall's plays then share.
+        levels = ([(0, False, False)] + [(n, False, False) for n in args.players] + [(n, True, False) for n in args.opened]
                   + [(n, True, True) for n in args.distinct])
         with ThreadPoolExecutor(8) as pool:
-            for n, opened, distinct in levels:
+            for level, (n, opened, distinct) in enumerate(levels):
+                rehearsal = level == 0
+                n = max(n, 1)
                 clients = list(pool.map(lambda _: Client(url, verbose=False, download_files=False), range(n)))
                 if opened:
                     list(pool.map(lambda c: c.predict(args.latent_model, 0, 1, None, None, api_name="/select_model"),
@@ -176,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 seeds = [1000 + i if distinct else pixels.START_SEED for i in range(n)]
                 before = cpu_seconds(server.pid)
                 plays = press_play(clients, seeds, args.model, args.speed, nominal + args.timeout)
-                label = f"{n} opened, a seed each" if distinct else f"{n} opened" if opened else f"{n}"
+                label = ("1, the first play after start-up" if rehearsal else f"{n} opened, a seed each" if distinct
+                         else f"{n} opened" if opened else f"{n}")
                 lines.append(level_row(label, plays, nominal, cpu_seconds(server.pid) - before))
                 print(lines[-1], flush=True)
                 notes += [f"- {label}: {play.error}" for play in plays if play.error][:5]
