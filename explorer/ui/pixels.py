@@ -488,7 +488,8 @@ def build(services: Services) -> None:
         stop_button = gr.Button("Stop", variant="stop", elem_id="pixel-stop")
         previous_button = gr.Button("◀ Previous pixel", elem_id="pixel-previous")
         next_button = gr.Button("Next pixel ▶", elem_id="pixel-next")
-    gr.HTML(KEYS_HINT, js_on_load=KEYBOARD_JS, elem_id="pixel-keys")
+        # Beside the buttons, so the hint costs the tab no height on a projector.
+        gr.HTML(KEYS_HINT, js_on_load=KEYBOARD_JS, elem_id="pixel-keys", container=False)
     opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
     position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order; drag to scrub)",
                          elem_id="pixel-position")
