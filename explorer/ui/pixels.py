@@ -63,7 +63,8 @@ from ..sampling import PixelStep
 from .catalog import Catalog
 from .services import FIELD_CACHE, Memo, Services
 from . import inputs
-from .common import DECODE, class_picker, label_or_none, model_info, picked_class, user_errors
+from .common import (DECODE, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
+                     user_errors)
 from .digits import digit_input
 
 MAX_SAMPLES = 16
@@ -134,7 +135,7 @@ KEYS_HINT = "Keys: <kbd>Space</kbd> plays and stops; <kbd>←</kbd> <kbd>→</kb
 EXPLANATION = (
     "An autoregressive model writes an image **one pixel at a time**, left to right, top to bottom: "
     "each pixel is drawn from the model's prediction given every pixel before it. Press **Play** to "
-    "watch, or step with **Next pixel**. On the right: the prediction at the red pixel, and which "
+    "watch, or step with **Pixel ▶**. On the right: the prediction at the red pixel, and which "
     "earlier pixels it can see (green; brighter = stronger influence). Orange marks earlier pixels within "
     "its reach that it **cannot** see: the blind spot of a plain PixelCNN, which the gated PixelCNN removes; "
     "the Row LSTM sees a triangle above and only a few pixels to its left; the Diagonal BiLSTM sees all but one "
@@ -465,12 +466,32 @@ def build(services: Services) -> None:
         gr.Markdown("No autoregressive model is loaded. Train one with `python -m train pixelcnn ...` "
                     "(or gated_pixelcnn, row_lstm, diagonal_bilstm) to watch it generate here.")
         return
-    gr.Markdown(EXPLANATION)
     start = names[0]
     total = math.prod(catalog.checkpoint(start, "autoregressive").model.data_shape[1:])
+    opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
+    first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, opening)
+    # On a 1280x720 projector the model, the pixel and the buttons take one row and the samples
+    # are bounded by the screen's height; settings, model details and the explanation follow.
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(catalog.choices(names), value=start, label="autoregressive model", scale=3)
+        position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order)",
+                             elem_id="pixel-position", scale=4)
+        play_button = gr.Button("Play", variant="primary", elem_id="pixel-play", scale=1, min_width=70)
+        stop_button = gr.Button("Stop", variant="stop", elem_id="pixel-stop", scale=1, min_width=70)
+        previous_button = gr.Button("◀ Pixel", elem_id="pixel-previous", scale=1, min_width=70)
+        next_button = gr.Button("Pixel ▶", elem_id="pixel-next", scale=1, min_width=70)
     with gr.Row():
-        model = gr.Dropdown(catalog.choices(names), value=start, label="autoregressive model", scale=2)
-        info = gr.Markdown(model_info(catalog, start))
+        picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
+                           type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame",
+                           elem_classes=["main-picture", "below-controls"])
+        with gr.Column(scale=2):
+            distribution = gr.Image(value=first[1], label="prediction at the red pixel", show_label=False,
+                                    type="pil", format="png", interactive=False, height=210)
+            field = gr.Image(value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
+                             type="pil", format="png", interactive=False, height=240)
+    with gr.Row():
+        status = gr.Markdown(first[3], elem_id="pixel-status")
+        gr.HTML(KEYS_HINT, js_on_load=KEYBOARD_JS, elem_id="pixel-keys", container=False)
     with gr.Row():
         samples = gr.Slider(1, MAX_SAMPLES, value=START_SAMPLES, step=1, label="samples")
         temperature = gr.Slider(*TEMPERATURES, value=START_TEMPERATURE, step=0.05,
@@ -483,26 +504,8 @@ def build(services: Services) -> None:
             given_rows = gr.Slider(0, catalog.checkpoint(start, "autoregressive").model.data_shape[1] - 1, value=0, step=1,
                                    label="given rows (0 = generate from nothing)")
             digit = digit_input(services.example, model, "complete", "Image to complete")
-    with gr.Row():
-        play_button = gr.Button("Play", variant="primary", elem_id="pixel-play")
-        stop_button = gr.Button("Stop", variant="stop", elem_id="pixel-stop")
-        previous_button = gr.Button("◀ Previous pixel", elem_id="pixel-previous")
-        next_button = gr.Button("Next pixel ▶", elem_id="pixel-next")
-        # Beside the buttons, so the hint costs the tab no height on a projector.
-        gr.HTML(KEYS_HINT, js_on_load=KEYBOARD_JS, elem_id="pixel-keys", container=False)
-    opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
-    position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order; drag to scrub)",
-                         elem_id="pixel-position")
-    first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, opening)
-    with gr.Row():
-        picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
-                           type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame")
-        with gr.Column(scale=2):
-            distribution = gr.Image(value=first[1], label="prediction at the red pixel", show_label=False,
-                                    type="pil", format="png", interactive=False, height=210)
-            field = gr.Image(value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
-                             type="pil", format="png", interactive=False, height=240)
-    status = gr.Markdown(first[3], elem_id="pixel-status")
+    info = about_model(catalog, start)
+    how_to_read(EXPLANATION)
     controls = [model, samples, temperature, seed, given_rows, digit.preview, label]
     frame_out = [picture, distribution, field, status]
     player = Player(services)
