@@ -111,3 +111,43 @@ def test_grid_for_model_and_interpolation_model_follow_the_picker(client):
 def test_links_module_documents_every_example_key():
     for key in ("tab=", "model=", "pixel=", "present=1"):
         assert key in links.__doc__
+
+
+def test_tab_restores_check_their_values(catalog):
+    from explorer.ui import grid, pixels
+    from explorer.ui.services import Services
+
+    services = Services(catalog)
+    names = pixels.picker_order(catalog)
+    name, position, samples, seed, given, temperature = pixels.restore(
+        catalog, names, {"model": names[0], "pixel": "407", "seed": "5", "given": "3"})
+    assert name == names[0] and position.value == 407 and position.maximum == 784
+    assert (samples, seed, given, temperature) == (pixels.START_SAMPLES, 5, 3, pixels.START_TEMPERATURE)
+    for bad in ({"pixel": "0"}, {"pixel": "785"}, {"model": "mnist-vae"}, {"seed": "nan"}):
+        with pytest.raises((ValueError, gr.Error)):
+            pixels.restore(catalog, names, bad)
+    model, dx, dy, span, size, fixed, seed = grid.restore(services, {"model": "mnist-vae", "dx": "3", "dy": "1",
+                                                                     "span": "4", "seed": "9"})
+    assert (model, dx.value, dy.value, dx.maximum, span, size, fixed, seed) == (
+        "mnist-vae", 3, 1, 3, 4.0, 9, "random draw (seed)", 9)
+    for bad in ({"dx": "1", "dy": "1"}, {"dx": "4"}, {"span": "50"}):
+        with pytest.raises((ValueError, gr.Error)):
+            grid.restore(services, {"model": "mnist-vae", **bad})
+
+
+def test_a_new_session_starts_without_copying_every_blocks_config(client, catalog):
+    # demo.lazy_session_config: Gradio's SessionState no longer precomputes a config per block
+    # (only its unused deep-link button read them); it still reads and writes state.
+    from gradio.state_holder import SessionState
+
+    from explorer.ui import build_demo
+    from explorer.ui.demo import lazy_session_config
+
+    lazy_session_config()
+    demo = build_demo(catalog, warm_up=False)
+    session = SessionState(demo)
+    assert session.config_values == {}
+    assert session.blocks_config.blocks.keys() == demo.default_config.blocks.keys()
+    state = next(k for k, b in demo.blocks.items() if isinstance(b, gr.State))
+    session[state] = "kept"
+    assert session[state] == "kept"

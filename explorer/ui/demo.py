@@ -9,9 +9,11 @@ picture of every tab is computed at build time.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -135,6 +137,31 @@ def configure_pil() -> None:
     and Gradio silences the warning). Also make Gradio's writes of output pictures atomic."""
     Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS // 2
     atomic_picture_cache()
+    lazy_session_config()
+
+
+def lazy_session_config() -> None:
+    """A new session's first event made Gradio copy the config of every block of the page
+    (about 330 here: 60 ms on a quiet core, 0.2 s under load, on the one event loop, so a hall
+    of students opening the page at once queued behind each other for it). Gradio keeps that
+    copy only for its "deep link" button, which this app does not use (its links are plain
+    query strings, see `links`); it fills in entries on demand wherever it writes them. So a
+    session starts with none."""
+    from gradio import state_holder
+
+    if getattr(state_holder.SessionState.__init__, "lazy", False):
+        return
+    original = state_holder.SessionState.__init__
+
+    # The original, run on a page of no blocks (so it precomputes nothing), then given the real one.
+    no_blocks = SimpleNamespace(default_config=SimpleNamespace(blocks={}), blocks={})
+
+    def __init__(self: state_holder.SessionState, blocks: gr.Blocks) -> None:
+        original(self, no_blocks)
+        self.blocks_config = copy.copy(blocks.default_config)
+
+    __init__.lazy = True  # type: ignore[attr-defined]
+    state_holder.SessionState.__init__ = __init__  # type: ignore[method-assign]
 
 
 def atomic_picture_cache() -> None:

@@ -66,6 +66,7 @@ from . import inputs
 from .common import (DECODE, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
                      user_errors)
 from .digits import digit_input
+from .links import Shareable
 
 MAX_SAMPLES = 16
 TEMPERATURES = (0.05, 2.0)   # below: nearly greedy; above: mostly noise
@@ -458,14 +459,27 @@ def picker_order(catalog: Catalog) -> list[str]:
     return sorted(catalog.autoregressive_names, key=rank)
 
 
-def build(services: Services) -> None:
-    """The tab's widgets and events (see the module docstring)."""
+def restore(catalog: Catalog, names: list[str], params: dict[str, str]) -> list[Any]:
+    """A link's settings (see `links`): model, pixel number, samples, seed, given rows, temperature."""
+    name = inputs.choice(params.get("model", names[0]), names, "autoregressive model")
+    model = catalog.checkpoint(name, "autoregressive").model
+    total = math.prod(model.data_shape[1:])
+    pixel = inputs.whole(params.get("pixel", start_pixel(model)), "pixel", 1, total)
+    return [name, gr.Slider(maximum=total, value=pixel),
+            inputs.count(params.get("samples", START_SAMPLES), "number of samples", 1, MAX_SAMPLES),
+            inputs.seed(params.get("seed", START_SEED)),
+            inputs.count(params.get("given", 0), "number of given rows", 0, model.data_shape[1] - 1),
+            inputs.number(params.get("temperature", START_TEMPERATURE), "temperature", *TEMPERATURES)]
+
+
+def build(services: Services) -> Shareable | None:
+    """The tab's widgets and events (see the module docstring); returns what a link holds of it."""
     catalog = services.catalog
     names = picker_order(catalog)
     if not names:
         gr.Markdown("No autoregressive model is loaded. Train one with `python -m train pixelcnn ...` "
                     "(or gated_pixelcnn, row_lstm, diagonal_bilstm) to watch it generate here.")
-        return
+        return None
     start = names[0]
     total = math.prod(catalog.checkpoint(start, "autoregressive").model.data_shape[1:])
     opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
@@ -525,3 +539,7 @@ def build(services: Services) -> None:
     gr.on([position.input, samples.input, temperature.input, seed.input, given_rows.input,
            digit.preview.change], user_errors(functools.partial(view, services)), [*controls, position], frame_out,
           api_name="pixel_view", trigger_mode="always_last", show_progress="minimal", cancels=[playing], **DECODE)
+    return Shareable("pixels", ("model", "pixel", "samples", "seed", "given", "temperature"),
+                     [model, position, samples, seed, given_rows, temperature],
+                     functools.partial(restore, catalog, names),
+                     redraw=(functools.partial(view, services), [*controls, position], frame_out))
