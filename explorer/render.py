@@ -9,7 +9,9 @@ animated GIF. Colour pictures for the autoregressive views:
   - `receptive_field_picture`: which pixels a prediction depends on, with the blind spot
     (earlier pixels within its reach that it cannot see) in its own colour;
   - `heat_map`: a per-pixel value (NLL) on a fixed colour scale, with a colour bar;
-  - `bar_chart`: a small bar chart (a predictive distribution).
+  - `bar_chart`: a small bar chart (a predictive distribution);
+  - `code_map`: a VQ-VAE's decoded image under its grid of codes, each cell numbered, cells
+    not drawn yet hatched, the current and the selected cell outlined.
 
 They are plain pictures rather than plot components on purpose: a stream of 15 frames a
 second then costs the browser one image swap per frame, not a plot re-layout.
@@ -361,3 +363,66 @@ def bar_chart(values: Sequence[float], *, y_max: float, title: str, ticks: dict[
         if i in ticks:
             draw.text(((x0 + x1) / 2, top + plot_h + 3), ticks[i], fill=(0, 0, 0), font=font(10), anchor="ma")
     return canvas
+
+
+SELECTED = (245, 190, 40)      # the cell a person picked (code-map editor)
+CODE_TEXT = (255, 236, 140)    # code numbers over the picture
+GRID_LINE = (110, 110, 130)
+
+
+@dataclass(frozen=True)
+class CodeMapGeometry:
+    """Where the cells of a code-map picture lie: cell (r, c) spans rows r*cell .. (r+1)*cell."""
+
+    rows: int
+    cols: int
+    cell: int   # side of one code's cell, in output pixels
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int]:
+        """The (row, column) of the cell under picture pixel (x, y), clamped to the grid."""
+        return (min(max(int(y // self.cell), 0), self.rows - 1), min(max(int(x // self.cell), 0), self.cols - 1))
+
+
+def code_map_geometry(codes_shape: tuple[int, int], image_side: int = SIDE, scale: int = 11) -> CodeMapGeometry:
+    rows, cols = codes_shape
+    return CodeMapGeometry(rows, cols, image_side * scale // rows)
+
+
+def code_map(image: torch.Tensor, codes: torch.Tensor, *, current: tuple[int, int] | None = None,
+             selected: tuple[int, int] | None = None, scale: int = 11) -> Image.Image:
+    """A decoded image (1, H, W) in [0, 1] under its code grid (h, w) of integers, -1 where no
+    code is drawn yet: the image upscaled by `scale`, grid lines between the cells, each
+    drawn cell's code written in its corner, undrawn cells tinted blue and hatched, the
+    `current` cell outlined in red and the `selected` one in yellow."""
+    grey = to_uint8(image.reshape(image.shape[-2:]))                          # (H, W)
+    big = upscale(np.repeat(grey[None], 3, axis=0), scale).transpose(1, 2, 0).copy()   # (H*s, W*s, 3)
+    codes = codes.detach().cpu().long()
+    geo = code_map_geometry(tuple(codes.shape), grey.shape[0], scale)
+    cell = geo.cell
+    undrawn = (codes < 0).numpy()
+    if undrawn.any():
+        mask = upscale(undrawn.astype(np.uint8), cell).astype(bool)
+        yy, xx = np.mgrid[:mask.shape[0], :mask.shape[1]]
+        hatch = ((xx + yy) % 10) < 2
+        tint = (0.35 * big[mask] + 0.65 * np.array(UNDECIDED)).round().astype(np.uint8)
+        big[mask] = tint
+        big[mask & hatch] = (150, 175, 225)
+    picture = Image.fromarray(big)
+    draw = ImageDraw.Draw(picture)
+    for k in range(1, geo.rows):
+        draw.line([(0, k * cell), (big.shape[1], k * cell)], fill=GRID_LINE)
+    for k in range(1, geo.cols):
+        draw.line([(k * cell, 0), (k * cell, big.shape[0])], fill=GRID_LINE)
+    small = font(max(10, cell // 4))
+    for r in range(geo.rows):
+        for c in range(geo.cols):
+            code = int(codes[r, c])
+            if code >= 0:
+                draw.text((c * cell + 3, r * cell + 2), str(code), fill=CODE_TEXT, font=small,
+                          stroke_width=2, stroke_fill=(0, 0, 0))
+    for place, colour in ((selected, SELECTED), (current, MARK)):
+        if place is not None:
+            r, c = place
+            draw.rectangle([c * cell, r * cell, (c + 1) * cell - 1, (r + 1) * cell - 1], outline=colour,
+                           width=max(2, cell // 14))
+    return picture

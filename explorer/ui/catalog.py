@@ -3,7 +3,7 @@ test sets of their data sets.
 
 A missing, damaged or foreign checkpoint is skipped and noted (the app shows the notes); the
 rest are shelved by kind. Latent models are what the main model pickers offer; autoregressive
-models have their own views; a data set's classifier is a tool (it scores GAN samples in the
+models and discrete-code models (VQ-VAEs) have their own views; a data set's classifier is a tool (it scores GAN samples in the
 training replay), never offered. Test images are loaded once per data set where they can be
 had (a data folder, or a download of the test split); without them the app falls back to
 samples from the models and says so.
@@ -27,7 +27,7 @@ from ..models.base import LatentModel
 
 log = logging.getLogger(__name__)
 
-KINDS = ("latent", "autoregressive")
+KINDS = ("latent", "autoregressive", "discrete")
 
 
 # Files a checkpoint folder may hold besides checkpoints, without a notice.
@@ -64,7 +64,7 @@ def damaged_replay(ckpt: Checkpoint) -> None:
 class Catalog:
     """Served checkpoints by kind and name, notes on what was skipped, test sets by data set.
 
-    `latent` and `autoregressive` map names to checkpoints; `classifiers` maps a data set to
+    `latent`, `autoregressive` and `discrete` map names to checkpoints; `classifiers` maps a data set to
     its classifier. `checkpoint(name, kind)` is the one way to find a served model.
     """
 
@@ -74,6 +74,7 @@ class Catalog:
     data_notes: dict[str, str] = field(default_factory=dict)
     classifiers: dict[str, Checkpoint] = field(default_factory=dict)
     autoregressive: dict[str, Checkpoint] = field(default_factory=dict)
+    discrete: dict[str, Checkpoint] = field(default_factory=dict)   # VQ-VAEs: a grid of codes and a prior
 
     @classmethod
     def from_folder(cls, folder: str | Path, data_dir: str | Path | None = None,
@@ -87,6 +88,7 @@ class Catalog:
         latent_models: dict[str, Checkpoint] = {}
         classifiers: dict[str, Checkpoint] = {}
         autoregressive: dict[str, Checkpoint] = {}
+        discrete: dict[str, Checkpoint] = {}
         notices: list[str] = []
         files = checkpoints.checkpoint_files(folder)
         notices += [f"Ignored {p.name}: not a .safetensors checkpoint (the app never loads pickled or other "
@@ -109,10 +111,12 @@ class Catalog:
                     classifiers[ckpt.dataset] = ckpt
             elif ckpt.model.kind == "autoregressive":
                 autoregressive[ckpt.name] = ckpt
+            elif ckpt.model.kind == "discrete_latent":
+                discrete[ckpt.name] = ckpt
         test_sets: dict[str, Split] = {}
         data_notes: dict[str, str] = {}
         folder_for_data = resolve_data_dir(data_dir)
-        for dataset in sorted({c.dataset for c in (*latent_models.values(), *autoregressive.values())}):
+        for dataset in sorted({c.dataset for c in (*latent_models.values(), *autoregressive.values(), *discrete.values())}):
             if folder_for_data is None and not download:
                 data_notes[dataset] = "no data folder given and downloads are off"
                 continue
@@ -122,24 +126,24 @@ class Catalog:
                 # The page gets a short sentence; the details (paths, network errors), the log.
                 log.warning("no %s test images: %s", dataset, err)
                 data_notes[dataset] = err.brief if isinstance(err, DataError) else "the test images could not be read"
-        return cls(latent_models, notices, test_sets, data_notes, classifiers, autoregressive)
+        return cls(latent_models, notices, test_sets, data_notes, classifiers, autoregressive, discrete)
 
     # ---------------------------------------------------------------- finding models
 
     def checkpoint(self, name: str | None, kind: str | None = None) -> Checkpoint:
-        """The checkpoint of a served model by name; with `kind` ("latent" or
-        "autoregressive"), only a model of that kind. An unknown name is a ValueError that
+        """The checkpoint of a served model by name; with `kind` ("latent", "autoregressive"
+        or "discrete"), only a model of that kind. An unknown name is a ValueError that
         lists what there is."""
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        shelves = [self.latent, self.autoregressive] if kind is None else [getattr(self, kind)]
+        shelves = [self.latent, self.autoregressive, self.discrete] if kind is None else [getattr(self, kind)]
         if not isinstance(name, str):  # an API caller may send anything: a list, a number
             name = None
         for shelf in shelves:
             if name and name in shelf:
                 return shelf[name]
         known = ", ".join(n for shelf in shelves for n in shelf) or "none"
-        what = "autoregressive model" if kind == "autoregressive" else "model"
+        what = {"autoregressive": "autoregressive model", "discrete": "VQ-VAE"}.get(kind or "", "model")
         raise ValueError(f"Unknown {what} {name!r}. Available: {known}.")
 
     @property
@@ -151,6 +155,11 @@ class Catalog:
     def autoregressive_names(self) -> list[str]:
         """The autoregressive models (PixelCNN, PixelRNN), for the pixel and likelihood tabs."""
         return list(self.autoregressive)
+
+    @property
+    def discrete_names(self) -> list[str]:
+        """The discrete-code models (VQ-VAEs), for the codes tab."""
+        return list(self.discrete)
 
     def two_d_names(self) -> list[str]:
         """Latent models with a 2-D code space (their whole manifold fits one picture)."""
@@ -208,7 +217,8 @@ class Catalog:
 
     def dataset_models(self, dataset: str) -> list[str]:
         """The served models of a data set, latent ones first (a latent model decodes fastest)."""
-        return [n for n, c in (*self.latent.items(), *self.autoregressive.items()) if c.dataset == dataset]
+        return [n for n, c in (*self.latent.items(), *self.autoregressive.items(), *self.discrete.items())
+                if c.dataset == dataset]
 
     def test_image(self, dataset: str, index: int) -> tuple[torch.Tensor, int, str]:
         """Test image number `index` of a data set: (image (1, 28, 28) in [0, 1], class, caption).

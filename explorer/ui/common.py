@@ -144,8 +144,9 @@ def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.
     updates the existing one. Custom values are allowed so an API caller can pass a class
     index for any conditional model (the server-side choices follow the first model).
     """
-    conditional = (isinstance(name, str) and bool(name) and (name in catalog.latent or name in catalog.autoregressive)
-                   and catalog.checkpoint(name).model.num_classes > 0)
+    served = isinstance(name, str) and any(name in shelf for shelf in (catalog.latent, catalog.autoregressive,
+                                                                       catalog.discrete))
+    conditional = served and catalog.checkpoint(name).model.num_classes > 0
     if not conditional:
         return gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False,
                            allow_custom_value=True)
@@ -212,6 +213,11 @@ def model_info(catalog: Catalog, name: str) -> str:
         if latent.inverts(model):
             lines.append("a GAN has no encoder: encoding an image means searching for its code by "
                          "optimisation, which takes a second or two")
+    elif model.kind == "discrete_latent":
+        h, w = model.grid
+        lines.append(f"{model.description}: a {h}x{w} grid of codes from a codebook of {model.num_codes}"
+                     + (f"; its prior is conditional on {model.num_classes} classes" if model.num_classes else "")
+                     + f"; {model.num_parameters():,} parameters")
     else:
         kind = ("binary pixels (Bernoulli), binarized " if model.output_kind == "bernoulli"
                 else "256 grey levels (softmax), ")

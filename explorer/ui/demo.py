@@ -22,6 +22,7 @@ from PIL import Image
 from .. import intake
 from . import inputs
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
+from . import codes
 from .catalog import Catalog
 from .services import Services
 from .common import CSS, FileStore
@@ -34,7 +35,8 @@ TAGLINE = ("Walk a model's code space, encode and interpolate digits, watch Pixe
 # The tabs, by the id a link names them with (see `links`).
 TAB_LABELS = {"grid": "Latent grid", "interpolation": "Interpolation", "encode": "Encode",
               "directions": "Directions", "compare": "AE vs VAE", "manifold": "2-D manifold",
-              "replay": "Training replay", "pixels": "Pixel by pixel", "likelihood": "Likelihood",
+              "replay": "Training replay", "pixels": "Pixel by pixel", "codes": "Discrete codes (VQ-VAE)",
+              "likelihood": "Likelihood",
               "three-kinds": "Three kinds of model"}
 # Presentation mode: a class on the page's body (styles in common.CSS), toggled by the header's
 # button, or on load by `?present=1` (PAGE_JS, run by the browser when the page opens).
@@ -109,6 +111,8 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
                 links.add(replay.build(services))
             with gr.Tab(TAB_LABELS["pixels"], id="pixels"):
                 links.add(pixels.build(services))
+            with gr.Tab(TAB_LABELS["codes"], id="codes"):
+                codes.build(services)
             with gr.Tab(TAB_LABELS["likelihood"], id="likelihood"):
                 likelihood.build(services)
             with gr.Tab(TAB_LABELS["three-kinds"], id="three-kinds"):

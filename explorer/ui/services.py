@@ -2,7 +2,7 @@
 
 Examples (a test image, or a sample where there is none), codes of user images and of test
 images, GAN training replays with their class scores, receptive fields, typical prior
-densities, and the warm-up that fills these caches before the first visitor arrives. Heavy
+densities, a VQ-VAE's generations step by step and its codebook usage, and the warm-up that fills these caches before the first visitor arrives. Heavy
 results are cached so that dragging a slider never recomputes them; every cache is a
 `Memo`. No Gradio here: the tabs call these and turn the results into components.
 """
@@ -28,6 +28,11 @@ SCATTER_POINTS = 2000
 ENCODE_CACHE = 256
 # Receptive fields remembered (per model, pixel and class): every pixel of four 28x28 models.
 FIELD_CACHE = 4 * 784
+# Generations of a VQ-VAE's prior remembered, every step of each (per model, seed and class):
+# about 40 kB each, so stepping back and forth and replaying never draws the codes again.
+CODE_PLAYS = 256
+# Test images whose codes make a VQ-VAE's codebook-usage histogram.
+USAGE_IMAGES = 2000
 
 V = TypeVar("V")
 
@@ -91,6 +96,8 @@ class Services:
         self._typical: Memo[float] = Memo()
         self._directions: Memo[CodeDirections] = Memo()
         self._samples: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
+        self._code_plays: Memo[list[sampling.CodeStep]] = Memo(CODE_PLAYS)
+        self._code_usage: Memo[tuple[torch.Tensor, str]] = Memo()
 
     def _latent_model(self, name: str | None) -> LatentModel:
         return self.catalog.checkpoint(name, "latent").model  # type: ignore[return-value]
@@ -111,6 +118,10 @@ class Services:
         label = index % model.num_classes if model.num_classes else None
         if isinstance(model, LatentModel):
             image = latent.decode(model, latent.seeded_code(model, index).unsqueeze(0), label)[0]
+        elif model.kind == "discrete_latent":  # a VQ-VAE: codes from its prior, then the decoder
+            with torch.no_grad():
+                image = model.decode(sampling.sample_codes(model, 1, y=label,
+                                                           generator=torch.Generator().manual_seed(index)))[0]
         else:
             image = sampling.sample(model, 1, y=label, generator=torch.Generator().manual_seed(index))[0]
         return image, label, f"no test images available; a sample from {name} (seed {index})"
@@ -242,6 +253,34 @@ class Services:
         return self._fields.get((name, int(row), int(col), label), lambda: sampling.receptive_field(
             model, int(row), int(col), label, generator=torch.Generator().manual_seed(0)))
 
+    # ---------------------------------------------------------------- discrete codes (VQ-VAE)
+
+    def code_play(self, name: str, seed: int, label: int | None = None) -> list[sampling.CodeStep]:
+        """Every step of one generation by a VQ-VAE's prior (one sample), drawn in full once and
+        remembered: a player then only shows frames, and stepping never re-runs the prior."""
+        model = self.catalog.checkpoint(name, "discrete").model
+
+        def compute() -> list[sampling.CodeStep]:
+            return list(sampling.code_stream(model, 1, y=label, generator=torch.Generator().manual_seed(int(seed))))
+
+        return self._code_plays.get((name, int(seed), label), compute)
+
+    def code_usage(self, name: str) -> tuple[torch.Tensor, str] | None:
+        """How often each code is used, (K,) counts, over the first USAGE_IMAGES encoded test
+        images, and where they came from in words; None without test images."""
+        split = self.catalog.test_set(name)
+        if split is None:
+            return None
+
+        def compute() -> tuple[torch.Tensor, str]:
+            model = self.catalog.checkpoint(name, "discrete").model
+            x = split.images[:USAGE_IMAGES].float().div(255.0).unsqueeze(1)
+            with torch.no_grad():
+                codes = model.encode(x)
+            return torch.bincount(codes.flatten(), minlength=model.num_codes), f"{len(x)} encoded test images"
+
+        return self._code_usage.get(name, compute)
+
     # ---------------------------------------------------------------- start-up
 
     def warm_up(self) -> None:
@@ -266,3 +305,6 @@ class Services:
             label = 0 if ckpt.model.num_classes else None
             sampling.sample(ckpt.model, 1, y=label, generator=torch.Generator().manual_seed(0))
             self.receptive_field(name, *(s // 2 for s in ckpt.model.data_shape[1:]), label)
+        for name, ckpt in self.catalog.discrete.items():
+            self.code_play(name, 0, 0 if ckpt.model.num_classes else None)
+            self.code_usage(name)
