@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import (TINY, TINY_AUTOREGRESSIVE, TINY_CLASSIFIER, TINY_CONDITIONAL, free_port, save_tiny_gan,
-                           write_fake_dataset)
+from tests.helpers import (TINY, TINY_AUTOREGRESSIVE, TINY_CLASSIFIER, TINY_CONDITIONAL, TINY_DISCRETE, TINY_VQVAE,
+                           free_port, save_tiny_gan, write_fake_dataset)
 
 torch.set_num_threads(1)  # CI has 2 cores; keep one for the servers some tests start
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -34,7 +34,8 @@ def fake_data(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_trained_dir(tmp_path_factory) -> Path:
     """A `trained/`-like folder with tiny random-weight latent models of every kind (a GAN with
-    a training replay among them), tiny autoregressive models and a tiny MNIST classifier."""
+    a training replay among them), tiny autoregressive models, a tiny MNIST classifier and two
+    tiny VQ-VAEs (one with a class-conditional prior)."""
     from explorer import checkpoints
     from explorer.models import build
 
@@ -68,6 +69,13 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
     checkpoints.save(folder / "mnist-classifier.safetensors", build("classifier", TINY_CLASSIFIER).eval(),
                      dataset="mnist", metrics={"test_accuracy": 0.1, "headline": "test_accuracy"},
                      training={"command": "tiny test classifier", "epochs": 0})
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        for stem, extra in TINY_DISCRETE.items():
+            checkpoints.save(folder / f"{stem}.safetensors", build("vqvae", {**TINY_VQVAE, **extra}).eval(),
+                             dataset="mnist", metrics={"test_mse": 0.05, "test_recon_nll": 150.0,
+                                                       "headline": "test_recon_nll"},
+                             training={"command": "tiny test VQ-VAE", "epochs": 0, "binarized": False})
     return folder
 
 

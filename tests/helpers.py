@@ -54,6 +54,12 @@ TINY_AUTOREGRESSIVE = {
 TINY_CONDITIONAL = ("mnist-gated_pixelcnn-classes", "gated_pixelcnn",
                     {"channels": 4, "layers": 2, "first_kernel": 3, "num_classes": 10})
 
+# Tiny VQ-VAEs for the app (the codes tab): a codebook of 8, a one-layer prior; the second has a
+# class-conditional prior. Built from a seed of their own, after every other tiny model.
+TINY_VQVAE = {"channels": 4, "embedding_dim": 4, "num_codes": 8,
+              "prior": {"channels": 4, "layers": 1, "first_kernel": 3, "kernel": 3}}
+TINY_DISCRETE = {"mnist-vqvae": {}, "mnist-vqvae-cond": {"num_classes": 10}}
+
 # Tiny PixelCNNs for the model and sampler tests: 10x10 images, a few channels; first kernel 5,
 # then 3x3 layers. Each variant is (model, config on top of TINY_PIXELCNN).
 TINY_PIXELCNN = {"channels": 6, "layers": 3, "first_kernel": 5, "kernel": 3, "data_shape": [1, 10, 10]}

@@ -392,13 +392,14 @@ def build(services: Services) -> None:
             edit_note = gr.Markdown(first_edit[3] if first_edit else "")
         with gr.Tab("VQ-VAE vs VAE"):
             others = vae_names(catalog)
-            if not others:
-                gr.Markdown("No VAE or autoencoder is loaded to compare with.")
+            same_data = [n for n in others if catalog.checkpoint(n).dataset == catalog.checkpoint(start).dataset]
+            if not same_data:
+                gr.Markdown(f"No VAE or autoencoder of {catalog.checkpoint(start).dataset} is loaded to compare with.")
             else:
                 with gr.Row():
                     vq_pick = gr.Dropdown(catalog.choices(names), value=start, label="VQ-VAE")
-                    vae_pick = gr.Dropdown(catalog.choices(others), value=others[0], label="VAE (or autoencoder)")
-                first_compare = compare(services, start, others[0], digit.initial)
+                    vae_pick = gr.Dropdown(catalog.choices(others), value=same_data[0], label="VAE (or autoencoder)")
+                first_compare = compare(services, start, same_data[0], digit.initial)
                 with gr.Row():
                     compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", type="pil",
                                         format="png", interactive=False, scale=3)
