@@ -25,8 +25,10 @@ ENDPOINTS = {
     "/encode", "/encode_controls",
     "/dimension_ranking", "/direction_grid", "/attribute_walk", "/direction_scatter", "/preset_1_to_7",
     "/three_kinds", "/three_kinds_source", "/three_kinds_example", "/three_kinds_classes", "/three_kinds_generate",
+    "/codes_model", "/codes_view", "/codes_next", "/codes_previous", "/codes_play", "/codes_encode", "/codes_edit",
+    "/codes_pick", "/codes_compare",
     *(f"/{slot}_from_{source}" for slot in ("grid_image", "a", "b", "complete", "score", "encode",
-                                            "directions_image", "judge")
+                                            "directions_image", "judge", "codes")
       for source in ("example", "upload", "drawing")),
 }
 

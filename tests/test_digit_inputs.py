@@ -17,7 +17,7 @@ from tests.helpers import picture, png_with_size, seven
 
 
 DIGIT_SLOTS = {"a": "mnist-vae", "b": "mnist-vae", "grid_image": "mnist-vae", "complete": "mnist-pixelcnn",
-               "score": "mnist", "encode": "mnist-vae", "judge": "mnist"}
+               "score": "mnist", "encode": "mnist-vae", "judge": "mnist", "codes": "mnist-vqvae"}
 
 
 def test_every_digit_source_gives_a_28x28_preview(client, catalog, tmp_path: Path):

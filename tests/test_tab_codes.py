@@ -155,7 +155,12 @@ def test_a_click_picks_the_cell_under_it(services, catalog, digit_file):
     encoded = vq(catalog).encode(served_input(digit_file)[None])[0]
     cell = 28 * codes.SCALE // 7
     click = SimpleNamespace(index=[5 * cell + 3, 2 * cell + cell - 1])     # column 5, row 2
-    assert codes.pick_cell(services, "mnist-vqvae", picture(digit_file), click) == (2, 5, int(encoded[2, 5]))
+    row, col, code, code_map, *_ = codes.pick_cell(services, "mnist-vqvae", picture(digit_file), click)
+    assert (row, col, code) == (2, 5, int(encoded[2, 5]))
+    with torch.no_grad():
+        decoded = vq(catalog).decode(encoded[None])[0]
+    assert np.array_equal(np.asarray(code_map), np.asarray(render.code_map(decoded, encoded, selected=(2, 5),
+                                                                           scale=codes.SCALE)))
     with pytest.raises(gr.Error, match="Click a cell of the code map"):
         user_errors(codes.pick_cell)(services, "mnist-vqvae", picture(digit_file), None)
 

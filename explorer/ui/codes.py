@@ -23,10 +23,10 @@ Endpoints (play inputs: model, class, seed, step; step is the raster index 0..48
   `/codes_play`: streams (step, frame) from the step after `step` to the last (from the first
       if `step` is the last). `/codes_stop` cancels it.
   `/codes_encode`: (model, image, row, column) -> the code slider (range 0..K-1, at the cell's
-      code) and the editor's views, unedited.
+      code) and the editor's views, unedited (a new image, model, or cell).
   `/codes_edit`: (model, image, row, column, code) -> code map, strip (input, decode, edited
       decode), codebook usage, a summary.
-  `/codes_pick`: a click on the code map -> (row, column, the cell's code); then `/codes_edit`.
+  `/codes_pick`: a click on the code map -> (row, column, the cell's code) and the views there.
   `/codes_compare`: (VQ-VAE, VAE, image) -> reconstructions side by side, a note with errors.
   `/codes_from_example|upload|drawing`: the image to encode (see `digits`).
 """
@@ -48,7 +48,7 @@ from ..models.base import LatentModel
 from ..sampling import CodeStep
 from . import inputs
 from .catalog import Catalog
-from .common import DECODE, LIGHT, REPLAY, class_picker, label_or_none, model_info, picked_class, user_errors
+from .common import DECODE, REPLAY, class_picker, label_or_none, model_info, picked_class, user_errors
 from .digits import digit_input
 from .services import Services
 
@@ -252,8 +252,9 @@ def edit_code(services: Services, name: Any, picture: Any, row: Any, col: Any, c
     return edit_views(services, name, make_edit(services.catalog, name, picture, row, col, code))
 
 
-def pick_cell(services: Services, name: Any, picture: Any, evt: gr.SelectData | None = None) -> tuple[int, int, int]:
-    """A click on the code map -> (row, column, that cell's code now)."""
+def pick_cell(services: Services, name: Any, picture: Any, evt: gr.SelectData | None = None
+              ) -> tuple[int, int, int, Image.Image, Image.Image, Image.Image, str]:
+    """A click on the code map -> (row, column, that cell's code, the editor's views, unedited)."""
     model = services.catalog.checkpoint(inputs.model_name(services.catalog, name, "discrete"), "discrete").model
     index = getattr(evt, "index", None)
     if not isinstance(index, (list, tuple)) or len(index) != 2:
@@ -261,7 +262,7 @@ def pick_cell(services: Services, name: Any, picture: Any, evt: gr.SelectData | 
     x, y = (inputs.number(v, "click position") for v in index)
     r, c = render.code_map_geometry(model.grid, model.data_shape[-1], SCALE).cell_at(x, y)
     edit = make_edit(services.catalog, name, picture, r, c, None)
-    return r, c, edit.code
+    return (r, c, edit.code, *edit_views(services, name, edit))
 
 
 # ---------------------------------------------------------------------- VQ-VAE vs VAE
@@ -424,16 +425,11 @@ def build(services: Services) -> None:
           show_progress="minimal", **DECODE)
 
     edit_out = [code_map, strip, usage, edit_note]
-    gr.on([edit_model.change, digit.preview.change], user_errors(functools.partial(encode_image, services)),
-          [edit_model, digit.preview, row, col], [code, *edit_out], api_name="codes_encode",
-          trigger_mode="always_last", **DECODE)
-    # Moving to another cell shows that cell's own code first: nothing is edited until the code moves.
-    gr.on([row.release, col.release], user_errors(functools.partial(encode_image, services)),
-          [edit_model, digit.preview, row, col], [code, *edit_out], api_name="codes_cell",
-          trigger_mode="always_last", **DECODE)
+    # A new image or model, or another cell: that cell's own code first; nothing is edited until the code moves.
+    gr.on([edit_model.change, digit.preview.change, row.release, col.release],
+          user_errors(functools.partial(encode_image, services)), [edit_model, digit.preview, row, col],
+          [code, *edit_out], api_name="codes_encode", trigger_mode="always_last", **DECODE)
     code.release(user_errors(functools.partial(edit_code, services)), [edit_model, digit.preview, row, col, code],
                  edit_out, api_name="codes_edit", trigger_mode="always_last", **DECODE)
     code_map.select(user_errors(functools.partial(pick_cell, services)), [edit_model, digit.preview],
-                    [row, col, code], api_name="codes_pick", **LIGHT
-                    ).then(user_errors(functools.partial(edit_code, services)),
-                           [edit_model, digit.preview, row, col, code], edit_out, api_name="codes_picked", **DECODE)
+                    [row, col, code, *edit_out], api_name="codes_pick", **DECODE)
