@@ -9,6 +9,7 @@ import math
 from types import SimpleNamespace
 
 import gradio as gr
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -54,10 +55,15 @@ def test_play_view_shapes_and_the_last_frame_is_the_models_sample(client, catalo
     assert np.array_equal(rgb(frame), expected_frame(model, 48))
     final = sampling.sample_codes(model, 1, generator=torch.Generator().manual_seed(SEED))[0]
     assert "**Code 49 of 49**" in status and f"drew **code {int(final[6, 6])}**" in status
-    assert "blank code" in status
+    assert "Hatched cells: not drawn yet, decoded as the blank code" in status
     # Midway: the drawn codes are the sample's first 21, the rest hatched and decoded as blank.
     frame, _, status = client.predict("mnist-vqvae", None, SEED, 20, api_name="/codes_view")
     assert np.array_equal(rgb(frame), expected_frame(model, 20)) and "row 2, column 6" in status
+
+
+def test_the_page_says_how_undrawn_cells_are_decoded(server):
+    config = httpx.get(server[0] + "config").text
+    assert "decoded as the **blank code**, the code an all-black image gets" in config
 
 
 def test_play_streams_every_step_and_ends_on_the_sample(client, catalog, monkeypatch):

@@ -55,9 +55,10 @@ from .services import Services
 # Frames a second while playing: 49 codes in about six seconds, slow enough to follow.
 FPS = 8
 SCALE = 11                # code-map pictures: 28 * 11 = 308 screen pixels
-COMPARE_SCALE = 4         # reconstructions side by side: 112 pixels a tile
+COMPARE_SCALE = 3         # reconstructions side by side: 84 pixels a tile (three rows fit the first screen)
 COMPARE_EXAMPLES = 6      # test images (or samples) beside the chosen one
 
+HATCHED = "Hatched cells: not drawn yet, decoded as the blank code (what an all-black image encodes to)."
 PARTIAL = ("Cells not drawn yet (hatched blue) are decoded as the **blank code**, the code an all-black "
            "image gets, so the picture shows what the drawn codes add to an empty background.")
 EXPLANATION = (
@@ -99,7 +100,7 @@ def distribution_picture(step: CodeStep) -> Image.Image:
     top = float(probs.max())
     ticks = {i: str(i) for i in sorted({0, k // 4, k // 2, 3 * k // 4, k - 1})}
     return render.bar_chart(probs.tolist(), y_max=max(float(f"{min(1.0, top * 1.1):.2g}"), top),
-                            title="the prior's p(code) at the red cell (red: the code drawn)",
+                            title="prior's p(code) at the red cell; red: drawn",
                             ticks=ticks, highlight=[drawn])
 
 
@@ -113,7 +114,7 @@ def play_summary(step: CodeStep, label_name: str | None) -> str:
     return (f"**Code {step.step.index + 1} of {step.step.total}**{given} at row {row}, column {col}: the prior "
             f"drew **code {drawn}** (p = {float(probs[drawn]):.3f}); its most likely code there was "
             f"{int(probs.argmax())} (p = {float(probs.max()):.3f}), and its uncertainty {entropy:.2f} bits "
-            f"of at most {np.log2(k):.2f}.  \n{PARTIAL}")
+            f"of at most {np.log2(k):.2f}.  \n{HATCHED}")
 
 
 def frame(services: Services, req: Play, step: CodeStep) -> tuple[Image.Image, Image.Image, str]:
@@ -342,12 +343,8 @@ def build(services: Services) -> None:
     with gr.Tabs():
         with gr.Tab("Play the prior"):
             with gr.Row():
+                # The buttons first: with the picture, they are what a projector's first screen must show.
                 with gr.Column(scale=2, min_width=320):
-                    gr.Markdown(EXPLANATION)
-                    model = gr.Dropdown(catalog.choices(names), value=start, label="VQ-VAE")
-                    with gr.Row():
-                        label = class_picker(catalog, start)
-                        seed = gr.Number(value=0, precision=0, minimum=0, label="seed")
                     with gr.Row():
                         play_button = gr.Button("Play", variant="primary", min_width=60)
                         stop_button = gr.Button("Stop", variant="stop", min_width=60)
@@ -355,16 +352,20 @@ def build(services: Services) -> None:
                         previous_button = gr.Button("◀ Previous code", size="sm", min_width=60)
                         next_button = gr.Button("Next code ▶", size="sm", min_width=60)
                     position = gr.Slider(0, total - 1, value=total - 1, step=1, label="code (raster order)")
+                    model = gr.Dropdown(catalog.choices(names), value=start, label="VQ-VAE")
+                    with gr.Row():
+                        label = class_picker(catalog, start)
+                        seed = gr.Number(value=0, precision=0, minimum=0, label="seed")
                 first = view(services, start, None, 0, total - 1)
                 with gr.Column(scale=2, min_width=330):
-                    picture = gr.Image(value=first[0], label="codes drawn so far, over their decode",
-                                       type="pil", format="png", interactive=False, height=340,
-                                       elem_id="codes-frame")
+                    picture = gr.Image(value=first[0], type="pil", format="png", interactive=False, height=340,
+                                       label="codes drawn so far, over their decode", elem_id="codes-frame")
                 with gr.Column(scale=2, min_width=300):
                     distribution = gr.Image(value=first[1], label="the prior at the red cell", show_label=False,
                                             type="pil", format="png", interactive=False, height=200)
                     status = gr.Markdown(first[2])
-                    info = gr.Markdown(model_info(catalog, start))
+            gr.Markdown(EXPLANATION)
+            info = gr.Markdown(model_info(catalog, start))
         with gr.Tab("Edit the code map"):
             with gr.Row():
                 with gr.Column(scale=2, min_width=280):
@@ -397,14 +398,18 @@ def build(services: Services) -> None:
             if not same_data:
                 gr.Markdown(f"No VAE or autoencoder of {catalog.checkpoint(start).dataset} is loaded to compare with.")
             else:
-                with gr.Row():
-                    vq_pick = gr.Dropdown(catalog.choices(names), value=start, label="VQ-VAE")
-                    vae_pick = gr.Dropdown(catalog.choices(others), value=same_data[0], label="VAE (or autoencoder)")
                 first_compare = compare(services, start, same_data[0], digit.initial)
                 with gr.Row():
-                    compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", type="pil",
-                                        format="png", interactive=False, scale=3)
-                    compare_note = gr.Markdown(first_compare[1])
+                    with gr.Column(scale=1, min_width=240):
+                        vq_pick = gr.Dropdown(catalog.choices(names), value=start, label="VQ-VAE")
+                        vae_pick = gr.Dropdown(catalog.choices(others), value=same_data[0],
+                                               label="VAE (or autoencoder)")
+                        gr.Markdown("Your image is the one chosen under *Edit the code map*.")
+                    with gr.Column(scale=3, min_width=620):
+                        compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", type="pil",
+                                            format="png", interactive=False, elem_id="codes-compare")
+                    with gr.Column(scale=2, min_width=280):
+                        compare_note = gr.Markdown(first_compare[1])
                 gr.on([vq_pick.change, vae_pick.change, digit.preview.change],
                       user_errors(functools.partial(compare, services)), [vq_pick, vae_pick, digit.preview],
                       [compared, compare_note], api_name="codes_compare", trigger_mode="always_last", **DECODE)
@@ -431,5 +436,11 @@ def build(services: Services) -> None:
           [code, *edit_out], api_name="codes_encode", trigger_mode="always_last", **DECODE)
     code.release(user_errors(functools.partial(edit_code, services)), [edit_model, digit.preview, row, col, code],
                  edit_out, api_name="codes_edit", trigger_mode="always_last", **DECODE)
-    code_map.select(user_errors(functools.partial(pick_cell, services)), [edit_model, digit.preview],
-                    [row, col, code, *edit_out], api_name="codes_pick", **DECODE)
+    def on_pick(name: Any, image: Any, evt: gr.SelectData = None  # type: ignore[assignment]
+                ) -> tuple[int, int, int, Image.Image, Image.Image, Image.Image, str]:
+        # Gradio hands the click over only to a parameter typed gr.SelectData, so this event
+        # gets a function of its own (a partial hides the type).
+        return user_errors(pick_cell)(services, name, image, evt)
+
+    code_map.select(on_pick, [edit_model, digit.preview], [row, col, code, *edit_out], api_name="codes_pick",
+                    **DECODE)
