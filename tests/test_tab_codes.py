@@ -144,6 +144,14 @@ def test_editing_one_code_decodes_the_edited_grid(client, catalog, digit_file):
     assert not np.array_equal(render.to_uint8(after), render.to_uint8(before))
     assert f"changed from code {int(encoded[3, 4])} to **code {new}**" in note
     assert rgb(usage).shape == (170, 380, 3)
+    # The codebook's usage: the codes of the (fake) test images, counted here.
+    split = catalog.test_set("mnist-vqvae")
+    with torch.no_grad():
+        counts = torch.bincount(model.encode(split.images.float().div(255.0).unsqueeze(1)).flatten(), minlength=K)
+    share = counts.double() * 100 / counts.sum()
+    old = int(encoded[3, 4])
+    assert (f"{int((counts > 0).sum())} of {K} codes in use over {len(split.images)} encoded test images; code {old} "
+            f"takes {float(share[old]):.1f}% of the cells, code {new} {float(share[new]):.1f}%.") in note
 
 
 def test_encoding_sets_the_code_slider_to_the_cell_and_its_range(client, catalog, digit_file):

@@ -204,21 +204,25 @@ def make_edit(catalog: Catalog, name: Any, picture: Any, row: Any, col: Any, cod
     return Edit(image, codes, edited, r, c, code)
 
 
-def usage_picture(services: Services, name: str, edit: Edit) -> Image.Image:
-    """How often each code is used (test images, else this image's cells); the cell's old and
-    new code in red."""
+def code_usage(services: Services, name: str, edit: Edit) -> tuple[torch.Tensor, str]:
+    """How often each code is used, (K,) counts, and over what: the test images where there
+    are some, else this image's own cells."""
     found = services.code_usage(name)
+    if found is not None:
+        return found
     k = services.catalog.checkpoint(name, "discrete").model.num_codes
-    if found is None:
-        counts, source = torch.bincount(edit.codes.flatten(), minlength=k), "this image's cells"
-    else:
-        counts, source = found
-    share = (counts.double() / counts.sum()).tolist()
+    return torch.bincount(edit.codes.flatten(), minlength=k), "this image's cells"
+
+
+def usage_picture(counts: torch.Tensor, edit: Edit) -> Image.Image:
+    """The share of cells (%) each code takes; the picked cell's old and new code in red."""
+    k = len(counts)
+    share = (counts.double() * 100 / counts.sum()).tolist()
     ticks = {i: str(i) for i in sorted({0, k // 4, k // 2, 3 * k // 4, k - 1})}
-    used = int((counts > 0).sum())
-    return render.bar_chart(share, y_max=max(max(share), 1e-9), ticks=ticks,
+    top = max(share)
+    return render.bar_chart(share, y_max=max(float(f"{top:.2g}"), top), ticks=ticks,
                             highlight=sorted({int(edit.codes[edit.row, edit.col]), edit.code}),
-                            title=f"code usage, {source}: {used} of {k} used (red: old, new)", size=(380, 170))
+                            title="% of cells per code; red: the old and new code", size=(380, 170))
 
 
 @torch.no_grad()
@@ -232,11 +236,15 @@ def edit_views(services: Services, name: str, edit: Edit) -> tuple[Image.Image, 
     mse = float((both[0] - edit.image).pow(2).mean())
     change = (f"changed from code {old} to **code {edit.code}**" if old != edit.code
               else f"keeps its own code **{old}**: move the code slider to change it")
+    counts, source = code_usage(services, name, edit)
+    share = counts.double() * 100 / counts.sum()
     summary = (f"Cell (row {edit.row}, column {edit.col}) {change}. The decoder redraws the whole image from the "
                f"edited grid; the pixels that change lie mostly under that cell (its convolutions reach a little "
                f"further).  \nStrip: the input, its decode (mean squared error {mse:.4f} per pixel), the edited "
-               "decode. Click a cell of the map to pick it.")
-    return picture, strip, usage_picture(services, name, edit), summary
+               f"decode. Click a cell of the map to pick it.  \nCodebook: {int((counts > 0).sum())} of {len(counts)} "
+               f"codes in use over {source}; code {old} takes {float(share[old]):.1f}% of the cells, code "
+               f"{edit.code} {float(share[edit.code]):.1f}%.")
+    return picture, strip, usage_picture(counts, edit), summary
 
 
 def encode_image(services: Services, name: Any, picture: Any, row: Any, col: Any
