@@ -367,7 +367,8 @@ def build(services: Services) -> None:
                 first = view(services, start, None, 0, total - 1)
                 with gr.Column(scale=2, min_width=330):
                     picture = gr.Image(value=first[0], type="pil", format="png", interactive=False, height=340,
-                                       label="codes drawn so far, over their decode", elem_id="codes-frame")
+                                       label="codes drawn so far, over their decode", show_label=False,
+                                       elem_id="codes-frame")   # a label would cover the top row's codes
                 with gr.Column(scale=2, min_width=300):
                     distribution = gr.Image(value=first[1], label="the prior at the red cell", show_label=False,
                                             type="pil", format="png", interactive=False, height=200)
@@ -386,16 +387,17 @@ def build(services: Services) -> None:
                                   if digit.initial is not None else None)
                     first_edit = edit_views(services, start, start_edit) if start_edit else None
                     code_map = gr.Image(value=first_edit[0] if first_edit else None,
-                                        label="its code map, edited (click a cell to pick it)", type="pil",
+                                        label="its code map, edited (click a cell to pick it)", show_label=False,
+                                        type="pil",
                                         format="png", interactive=False, height=340, elem_id="codes-map")
                 with gr.Column(scale=3, min_width=300):
                     with gr.Row():
                         row = gr.Slider(0, h - 1, value=h // 2, step=1, label="row", min_width=100)
                         col = gr.Slider(0, w - 1, value=w // 2, step=1, label="column", min_width=100)
                     code = gr.Slider(0, k - 1, value=start_edit.code if start_edit else 0, step=1,
-                                     label="code at the picked cell")
+                                     label="code at the picked cell (click a cell of the map to pick one)")
                     strip = gr.Image(value=first_edit[1] if first_edit else None, show_label=False,
-                                     label="input, decode, edited decode", type="pil", format="png",
+                                     label="input, decode, edited decode", type="pil", format="png", elem_id="codes-strip",
                                      interactive=False, height=130)
                     usage = gr.Image(value=first_edit[2] if first_edit else None, show_label=False,
                                      label="codebook usage", type="pil", format="png", interactive=False, height=170)
@@ -433,16 +435,16 @@ def build(services: Services) -> None:
                           [position, *frame_out], api_name="codes_previous", cancels=[playing], **DECODE)
     model.change(user_errors(functools.partial(select_model, services)), [*controls, position],
                  [info, label, *frame_out], api_name="codes_model", cancels=[playing], **DECODE)
-    gr.on([position.release, seed.submit, label.input], user_errors(functools.partial(view, services)),
+    gr.on([position.input, seed.submit, label.input], user_errors(functools.partial(view, services)),
           [*controls, position], frame_out, api_name="codes_view", trigger_mode="always_last",
           show_progress="minimal", **DECODE)
 
     edit_out = [code_map, strip, usage, edit_note]
     # A new image or model, or another cell: that cell's own code first; nothing is edited until the code moves.
-    gr.on([edit_model.change, digit.preview.change, row.release, col.release],
+    gr.on([edit_model.change, digit.preview.change, row.input, col.input],
           user_errors(functools.partial(encode_image, services)), [edit_model, digit.preview, row, col],
           [code, *edit_out], api_name="codes_encode", trigger_mode="always_last", **DECODE)
-    code.release(user_errors(functools.partial(edit_code, services)), [edit_model, digit.preview, row, col, code],
+    code.input(user_errors(functools.partial(edit_code, services)), [edit_model, digit.preview, row, col, code],
                  edit_out, api_name="codes_edit", trigger_mode="always_last", **DECODE)
     def on_pick(name: Any, image: Any, evt: gr.SelectData = None  # type: ignore[assignment]
                 ) -> tuple[int, int, int, Image.Image, Image.Image, Image.Image, str]:
