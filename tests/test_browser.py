@@ -117,6 +117,7 @@ MAIN_AND_PRIMARY = {
     "2-D manifold": ("#manifold-picture img", "#manifold-model"),
     "Training replay": ("#replay-grid img", "#replay-play"),
     "Pixel by pixel": ("#pixel-frame img", "#pixel-play"),
+    "Discrete codes (VQ-VAE)": ("#codes-frame img", "#codes-play"),
     "Likelihood": ("#likelihood-scores", "#likelihood-source"),
     "Three kinds of model": ("#three-kinds-classifier", "#three-kinds-examples"),
 }
@@ -273,6 +274,35 @@ def test_pixel_tab_keys_and_typed_pixel_numbers_redraw(url: str, tmp_path: Path)
             shot = tmp_path / "pixel-keys.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
+            assert not page.locator(".toast-body.error").count()
+        finally:
+            browser.close()
+
+
+def test_clicking_a_cell_of_the_code_map_picks_it(url: str):
+    # A click reaches its handler only in a browser (the event's data, gr.SelectData, is the page's).
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            page.get_by_role("tab", name="Discrete codes (VQ-VAE)").first.click()
+            page.get_by_role("tab", name="Edit the code map").click()
+            picture = page.locator("#codes-map img")
+            picture.wait_for(timeout=30_000)
+            box = picture.bounding_box()
+            assert box["y"] + box["height"] <= 720  # the map fits the first screen of a projector
+            before = picture.get_attribute("src")
+            picture.click(position={"x": box["width"] * 5.5 / 7, "y": box["height"] * 1.5 / 7})  # row 1, column 5
+            row = page.get_by_label("number input for row")
+            page.wait_for_function("() => document.querySelector('[aria-label=\"number input for row\"]').value === '1'",
+                                   timeout=30_000)
+            assert row.input_value() == "1" and page.get_by_label("number input for column").input_value() == "5"
+            # The view answered for the picked cell: the map was redrawn with it outlined.
+            page.wait_for_function(
+                "before => { const img = document.querySelector('#codes-map img'); return img && img.src !== before; }",
+                arg=before, timeout=30_000)
             assert not page.locator(".toast-body.error").count()
         finally:
             browser.close()

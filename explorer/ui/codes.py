@@ -354,7 +354,7 @@ def build(services: Services) -> None:
                 # The buttons first: with the picture, they are what a projector's first screen must show.
                 with gr.Column(scale=2, min_width=320):
                     with gr.Row():
-                        play_button = gr.Button("Play", variant="primary", min_width=60)
+                        play_button = gr.Button("Play", variant="primary", min_width=60, elem_id="codes-play")
                         stop_button = gr.Button("Stop", variant="stop", min_width=60)
                     with gr.Row():
                         previous_button = gr.Button("◀ Previous code", size="sm", min_width=60)
