@@ -48,14 +48,15 @@ from ..models.base import LatentModel
 from ..sampling import CodeStep
 from . import inputs
 from .catalog import Catalog
-from .common import DECODE, REPLAY, class_picker, label_or_none, model_info, picked_class, user_errors
+from .common import (DECODE, REPLAY, about_model, class_picker, how_to_read, label_or_none, lead, model_info,
+                     picked_class, user_errors)
 from .digits import digit_input
 from .services import Services
 
 # Frames a second while playing: 49 codes in about six seconds, slow enough to follow.
 FPS = 8
 SCALE = 11                # code-map pictures: 28 * 11 = 308 screen pixels
-COMPARE_SCALE = 3         # reconstructions side by side: 84 pixels a tile (three rows fit the first screen)
+COMPARE_SCALE = 4         # reconstructions side by side: 112 pixels a tile
 COMPARE_EXAMPLES = 6      # test images (or samples) beside the chosen one
 
 HATCHED = "Hatched cells: not drawn yet, decoded as the blank code (what an all-black image encodes to)."
@@ -291,7 +292,10 @@ def stored_errors(catalog: Catalog, name: str) -> str:
     for key, unit, fmt in (("test_mse", "per pixel", ".5f"), ("test_recon_nll", "nats per image", ".2f")):
         value = metrics.get(key)
         if isinstance(value, (int, float)):
-            note = f" <small>({how[key]})</small>" if key in how else ""
+            text = str(how.get(key, ""))
+            if text.startswith("its ") and "test_neg_elbo" in how:   # a VAE's term of its ELBO: say which run
+                text += f", as test_neg_elbo: {how['test_neg_elbo']}"
+            note = f" <small>({text})</small>" if text else ""
             parts.append(f"{key} = **{value:{fmt}}** {unit}{note}")
     return f"**{name}**: " + ("; ".join(parts) if parts else "no test reconstruction error stored")
 
@@ -319,12 +323,16 @@ def compare(services: Services, vq_name: Any, vae_name: Any, picture: Any) -> tu
     vq_err, vae_err = ((r - x).pow(2).flatten(1).mean(1) for r in (by_vq, by_vae))
     first = "your image, then " if chosen else ""
     source = "test images" if vq.dataset in catalog.test_sets else "samples of the VQ-VAE (no test images here)"
-    rows = "\n".join(f"| {i + 1}{' (yours)' if chosen and i == 0 else ''} | {float(a):.4f} | {float(b):.4f} |"
-                     for i, (a, b) in enumerate(zip(vq_err, vae_err)))
+    # One column per image, so the table stays as short as the picture beside it.
+    heads = " | ".join(("yours" if chosen and i == 0 else str(i + 1)) for i in range(len(x)))
+    errors = {name: " | ".join(f"{1000 * float(e):.1f}" for e in err) for name, err in (("VQ-VAE", vq_err),
+                                                                                       ("VAE", vae_err))}
+    table = (f"| | {heads} |\n|---|{'---|' * len(x)}\n"
+             + "".join(f"| {name} | {row} |\n" for name, row in errors.items()))
     note = (f"Top row: {first}{len(examples)} {source}. Middle: **{vq_name}** (49 codes, each one of "
             f"{vq.model.num_codes}). Bottom: **{vae_name}** ({vae_model.latent_dim} numbers"
             f"{', the mean of q(z|x)' if getattr(vae_model, 'variational', False) else ''}).\n\n"
-            f"| image | VQ-VAE MSE per pixel | VAE MSE per pixel |\n|---|---|---|\n{rows}\n\n"
+            f"Mean squared error per pixel, x 1000:\n\n{table}\n"
             f"Stored test errors (each as its checkpoint measured it):  \n{stored_errors(catalog, vq_name)}  \n"
             f"{stored_errors(catalog, vae_name)}  \n<small>On the same footing (both test sets, the same "
             "measure): `benchmarks/reports/reconstruction.md`.</small>")
@@ -348,6 +356,8 @@ def build(services: Services) -> None:
         return
     start = names[0]
     total = total_steps(catalog, start)
+    lead("A VQ-VAE draws an image from a 7x7 grid of codes: watch its prior pick them one by one, edit them, "
+         "and compare its reconstructions with a VAE's.")
     with gr.Tabs():
         with gr.Tab("Play the prior"):
             with gr.Row():
@@ -367,14 +377,15 @@ def build(services: Services) -> None:
                 first = view(services, start, None, 0, total - 1)
                 with gr.Column(scale=2, min_width=330):
                     picture = gr.Image(value=first[0], type="pil", format="png", interactive=False, height=340,
+                                       # no label badge: it would cover the top row's codes
                                        label="codes drawn so far, over their decode", show_label=False,
-                                       elem_id="codes-frame")   # a label would cover the top row's codes
+                                       elem_id="codes-frame", elem_classes=["main-picture"])
                 with gr.Column(scale=2, min_width=300):
                     distribution = gr.Image(value=first[1], label="the prior at the red cell", show_label=False,
                                             type="pil", format="png", interactive=False, height=200)
                     status = gr.Markdown(first[2])
-            gr.Markdown(EXPLANATION)
-            info = gr.Markdown(model_info(catalog, start))
+            info = about_model(catalog, start)
+            how_to_read(EXPLANATION)
         with gr.Tab("Edit the code map"):
             with gr.Row():
                 with gr.Column(scale=2, min_width=280):
@@ -388,8 +399,8 @@ def build(services: Services) -> None:
                     first_edit = edit_views(services, start, start_edit) if start_edit else None
                     code_map = gr.Image(value=first_edit[0] if first_edit else None,
                                         label="its code map, edited (click a cell to pick it)", show_label=False,
-                                        type="pil",
-                                        format="png", interactive=False, height=340, elem_id="codes-map")
+                                        type="pil", format="png", interactive=False, height=340,
+                                        elem_id="codes-map", elem_classes=["main-picture"])
                 with gr.Column(scale=3, min_width=300):
                     with gr.Row():
                         row = gr.Slider(0, h - 1, value=h // 2, step=1, label="row", min_width=100)
@@ -397,8 +408,8 @@ def build(services: Services) -> None:
                     code = gr.Slider(0, k - 1, value=start_edit.code if start_edit else 0, step=1,
                                      label="code at the picked cell (click a cell of the map to pick one)")
                     strip = gr.Image(value=first_edit[1] if first_edit else None, show_label=False,
-                                     label="input, decode, edited decode", type="pil", format="png", elem_id="codes-strip",
-                                     interactive=False, height=130)
+                                     label="input, decode, edited decode", type="pil", format="png",
+                                     interactive=False, height=130, elem_id="codes-strip")
                     usage = gr.Image(value=first_edit[2] if first_edit else None, show_label=False,
                                      label="codebook usage", type="pil", format="png", interactive=False, height=170)
             edit_note = gr.Markdown(first_edit[3] if first_edit else "")
@@ -416,10 +427,11 @@ def build(services: Services) -> None:
                                                label="VAE (or autoencoder)")
                         gr.Markdown("Your image is the one chosen under *Edit the code map*.")
                     with gr.Column(scale=3, min_width=620):
-                        compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", type="pil",
-                                            format="png", interactive=False, elem_id="codes-compare")
-                    with gr.Column(scale=2, min_width=280):
-                        compare_note = gr.Markdown(first_compare[1])
+                        compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", show_label=False,
+                                            type="pil",
+                                            format="png", interactive=False, elem_id="codes-compare",
+                                            elem_classes=["main-picture"])
+                compare_note = gr.Markdown(first_compare[1])   # full width: the table has a column per image
                 gr.on([vq_pick.change, vae_pick.change, digit.preview.change],
                       user_errors(functools.partial(compare, services)), [vq_pick, vae_pick, digit.preview],
                       [compared, compare_note], api_name="codes_compare", trigger_mode="always_last", **DECODE)
@@ -445,7 +457,8 @@ def build(services: Services) -> None:
           user_errors(functools.partial(encode_image, services)), [edit_model, digit.preview, row, col],
           [code, *edit_out], api_name="codes_encode", trigger_mode="always_last", **DECODE)
     code.input(user_errors(functools.partial(edit_code, services)), [edit_model, digit.preview, row, col, code],
-                 edit_out, api_name="codes_edit", trigger_mode="always_last", **DECODE)
+               edit_out, api_name="codes_edit", trigger_mode="always_last", **DECODE)
+
     def on_pick(name: Any, image: Any, evt: gr.SelectData = None  # type: ignore[assignment]
                 ) -> tuple[int, int, int, Image.Image, Image.Image, Image.Image, str]:
         # Gradio hands the click over only to a parameter typed gr.SelectData, so this event
