@@ -242,3 +242,16 @@ def test_code_map_geometry_finds_cells():
     undrawn = render.code_map(torch.zeros(1, 28, 28), torch.full((7, 7), -1), scale=2)
     arr = np.asarray(undrawn)
     assert arr.shape == (56, 56, 3) and not (arr == 0).all(-1).any()      # every cell tinted: nothing drawn
+
+
+def test_a_link_restores_the_play_view(catalog):
+    names = codes.picker_order(catalog)
+    name, picker, seed, step = codes.restore(catalog, names, {"model": "mnist-vqvae-cond", "class": "3", "seed": "5",
+                                                               "step": "20"})
+    assert (name, seed, step) == ("mnist-vqvae-cond", 5, 20)
+    assert picker.value == 3 and picker.visible is True
+    name, picker, seed, step = codes.restore(catalog, names, {})
+    assert name == "mnist-vqvae" and picker.visible is False and isinstance(seed, type(gr.skip()))
+    for bad in ({"model": "mnist-vae"}, {"step": "49"}, {"seed": "-1"}, {"model": "mnist-vqvae-cond", "class": "10"}):
+        with pytest.raises(gr.Error):
+            codes.restore(catalog, names, bad)

@@ -16,6 +16,8 @@ codebook of K vectors, and decodes the grid back. Three views:
   - **VQ-VAE vs VAE**: the same images reconstructed by both, with each checkpoint's stored
     test reconstruction error.
 
+A link holds the play view: `?tab=codes&model=mnist-vqvae-cond&class=3&seed=5&step=20`.
+
 Endpoints (play inputs: model, class, seed, step; step is the raster index 0..48):
   `/codes_model`: the class picker and the frame for the chosen model.
   `/codes_view`: the frame at `step`: picture, the prior's distribution there, a summary.
@@ -51,6 +53,7 @@ from .catalog import Catalog
 from .common import (DECODE, REPLAY, about_model, class_picker, how_to_read, label_or_none, lead, model_info,
                      picked_class, user_errors)
 from .digits import digit_input
+from .links import Shareable
 from .services import Services
 
 # Frames a second while playing: 49 codes in about six seconds, slow enough to follow.
@@ -347,13 +350,24 @@ def picker_order(catalog: Catalog) -> list[str]:
                                                          catalog.checkpoint(n).model.num_classes != 0, n))
 
 
-def build(services: Services) -> None:
-    """The tab's widgets and events (see the module docstring)."""
+def restore(catalog: Catalog, names: list[str], params: dict[str, str]) -> list[Any]:
+    """A link's play settings (`?tab=codes&model=...&class=3&seed=5&step=20`) -> values for the
+    model, class, seed and step controls; a key left out keeps that control as it is."""
+    name = inputs.choice(params.get("model", names[0]), names, "VQ-VAE")
+    total = total_steps(catalog, name)
+    label = label_or_none(catalog, name, params["class"]) if "class" in params else gr.skip()
+    return [name, class_picker(catalog, name, label if isinstance(label, int) else None),
+            inputs.seed(params["seed"]) if "seed" in params else gr.skip(),
+            inputs.whole(params["step"], "code step", 0, total - 1) if "step" in params else gr.skip()]
+
+
+def build(services: Services) -> Shareable | None:
+    """The tab's widgets and events (see the module docstring); what a link of it holds."""
     catalog = services.catalog
     names = picker_order(catalog)
     if not names:
         gr.Markdown("No VQ-VAE is loaded. Train one with `python -m train vqvae ...` to see its codes here.")
-        return
+        return None
     start = names[0]
     total = total_steps(catalog, start)
     lead("A VQ-VAE draws an image from a 7x7 grid of codes: watch its prior pick them one by one, edit them, "
@@ -467,3 +481,6 @@ def build(services: Services) -> None:
 
     code_map.select(on_pick, [edit_model, digit.preview], [row, col, code, *edit_out], api_name="codes_pick",
                     **DECODE)
+    return Shareable("codes", ("model", "class", "seed", "step"), controls + [position],
+                     functools.partial(restore, catalog, names),
+                     redraw=(user_errors(functools.partial(view, services)), [*controls, position], frame_out))

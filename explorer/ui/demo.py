@@ -112,7 +112,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
             with gr.Tab(TAB_LABELS["pixels"], id="pixels"):
                 links.add(pixels.build(services))
             with gr.Tab(TAB_LABELS["codes"], id="codes"):
-                codes.build(services)
+                links.add(codes.build(services))
             with gr.Tab(TAB_LABELS["likelihood"], id="likelihood"):
                 likelihood.build(services)
             with gr.Tab(TAB_LABELS["three-kinds"], id="three-kinds"):
