@@ -4,6 +4,7 @@ A link is the page's address plus query parameters, for example
 
     ?tab=grid&model=mnist-ae&dx=3&dy=7&span=4
     ?tab=pixels&model=mnist-pixelcnn&pixel=407
+    ?tab=codes&model=mnist-vqvae-cond&class=3&seed=5&step=20
     ?tab=interpolation&model=mnist-vae&a=0&b=3&method=lerp
     ?tab=replay&model=mnist-gan-collapse&present=1
 
