@@ -108,7 +108,8 @@ class Links:
         return (chosen if shareable is not None else None), out
 
     def query(self, tab: str, values: Sequence[Any]) -> str:
-        """The query string for `tab` given every component's current value."""
+        """The query string for `tab` given every component's current value (values that are
+        not plain numbers or text are left out: a link holds settings, not pictures)."""
         start = 0
         for shareable in self.tabs.values():
             mine = list(values[start:start + len(shareable.components)])
@@ -116,7 +117,8 @@ class Links:
             if shareable.tab != tab:
                 continue
             pairs = (shareable.share(*mine) if shareable.share else dict(zip(shareable.keys, mine)))
-            kept = {"tab": tab, **{k: _text(v) for k, v in pairs.items() if v is not None and v != ""}}
+            kept = {"tab": tab, **{k: _text(v) for k, v in pairs.items()
+                                   if isinstance(v, (str, int, float)) and v != "" and _finite(v)}}
             return "?" + urllib.parse.urlencode(kept)
         return "?" + urllib.parse.urlencode({"tab": tab}) if tab else ""
 
@@ -147,7 +149,8 @@ class Links:
         labels = {label: tab for tab, label in tab_ids.items()}
 
         def share(label: str, *values: Any) -> tuple[str, gr.Accordion]:
-            return self.query(labels.get((label or "").strip(), ""), values), gr.Accordion(open=True)
+            tab = labels.get(label.strip(), "") if isinstance(label, str) else ""
+            return self.query(tab, values), gr.Accordion(open=True)
 
         # The browser knows which tab is open; it hands its label in as the first input.
         link_button.click(share, [link_box, *components], [link_box, box_holder], api_name="share_link",
@@ -159,8 +162,8 @@ class Links:
 def _only_for(tab: str, fn: Callable[..., Any], outputs: int) -> Callable[..., Any]:
     """`fn` when the link opened `tab`; else leave the outputs as they are."""
 
-    def redraw(restored: str | None, *args: Any) -> Any:
-        if restored != tab:
+    def redraw(restored: Any, *args: Any) -> Any:
+        if not isinstance(restored, str) or restored != tab:
             return [gr.skip()] * outputs if outputs > 1 else gr.skip()
         try:
             return fn(*args)
@@ -169,6 +172,10 @@ def _only_for(tab: str, fn: Callable[..., Any], outputs: int) -> Callable[..., A
             return [gr.skip()] * outputs if outputs > 1 else gr.skip()
 
     return redraw
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or value == value and abs(value) != float("inf")
 
 
 def _text(value: Any) -> str:
