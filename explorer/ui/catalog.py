@@ -29,6 +29,25 @@ log = logging.getLogger(__name__)
 
 KINDS = ("latent", "autoregressive", "discrete")
 
+# Plain names of the model kinds and data sets, for the pickers (checkpoint names are for APIs).
+KIND_NAMES = {"ae": "Autoencoder", "vae": "VAE", "cvae": "VAE", "gan": "GAN", "dcgan": "DCGAN",
+              "wgan_gp": "WGAN-GP", "vqvae": "VQ-VAE", "pixelcnn": "PixelCNN", "gated_pixelcnn": "Gated PixelCNN",
+              "row_lstm": "PixelRNN Row LSTM", "diagonal_bilstm": "PixelRNN Diagonal BiLSTM"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# What a model's headline metric measures, as a sentence (lower is better for all of them).
+METRIC_MEANINGS = {
+    "test_nll": "test -log p(x) = {value:.2f} nats per image, exact (lower is better)",
+    "test_bits_per_dim": "{value:.3f} bits per pixel on the test set: the exact -log p(x) in bits, "
+                         "divided by the pixels (lower is better)",
+    "test_neg_elbo": "test negative ELBO = {value:.2f} nats per image, an upper bound on -log p(x) "
+                     "(lower is better)",
+    "test_recon_nll": "test reconstruction cost = {value:.2f} nats per image (lower is better; a plain "
+                      "autoencoder has no likelihood to report)",
+    "test_nll_bound": "test -log p(x) at most {value:.2f} nats per image: reconstruction plus the code "
+                      "prior's bits (lower is better)",
+    "test_accuracy": "test accuracy {value:.3f}",
+}
+
 
 # Files a checkpoint folder may hold besides checkpoints, without a notice.
 QUIET_SUFFIXES = (".md", ".txt", ".json", ".gitattributes", ".gitignore", ".tmp")
@@ -176,8 +195,54 @@ class Catalog:
     # ---------------------------------------------------------------- describing models
 
     def choices(self, names: list[str] | None = None) -> list[tuple[str, str]]:
-        """(summary line, name) pairs for a dropdown; by default every latent model."""
-        return [(self.summary_line(n), n) for n in (self.latent_names if names is None else names)]
+        """(display name, checkpoint name) pairs for a dropdown; by default every latent model.
+        The page shows the plain name; the value (what events and API callers send) stays the
+        checkpoint's name."""
+        return [(self.display_name(n), n) for n in (self.latent_names if names is None else names)]
+
+    def display_name(self, name: str) -> str:
+        """A short plain name that tells the served models apart, e.g. "VAE, 16-D (MNIST)".
+
+        Kind, code size (latent models), "conditional" and the data set; where two served
+        models would still read alike, the words their file name adds (e.g. "collapse")."""
+        own = self._plain_name(name)
+        twins = [n for n in (*self.latent, *self.autoregressive) if n != name and self._plain_name(n) == own]
+        if not twins:
+            return own
+        ckpt = self.checkpoint(name)
+        extra = name.removeprefix(f"{ckpt.dataset}-").removeprefix(ckpt.model.name).strip("-_")
+        return own.replace(" (", f", {extra.replace('-', ' ').replace('_', ' ') or name} (", 1)
+
+    def _plain_name(self, name: str) -> str:
+        ckpt = self.checkpoint(name)
+        model = ckpt.model
+        parts = [KIND_NAMES.get(model.name, model.name)]
+        dims = getattr(model, "latent_dim", None)
+        if isinstance(model, LatentModel) and isinstance(dims, int) and not latent.inverts(model):
+            parts.append(f"{dims}-D")
+        if getattr(model, "num_classes", 0):
+            parts.append("conditional")
+        return f"{', '.join(parts)} ({DATASET_NAMES.get(ckpt.dataset, ckpt.dataset)})"
+
+    def metric_note(self, name: str) -> str:
+        """The model's key metric as a sentence saying what it measures ("" if it has none)."""
+        ckpt = self.checkpoint(name)
+        scores = ckpt.metrics
+        key = "frechet_distance" if latent.inverts(ckpt.model) and "frechet_distance" in scores else scores.get("headline")
+        value = scores.get(key) if isinstance(key, str) else None
+        if not isinstance(value, (int, float)):
+            return ""
+        if key.startswith("test_iw_nll_k") and key.removeprefix("test_iw_nll_k").isdigit():
+            k = key.removeprefix("test_iw_nll_k")
+            return (f"test -log p(x) at most {value:.2f} nats per image: an importance-weighted bound with "
+                    f"k = {k} samples (lower is better; a larger k gives a tighter bound)")
+        if key == "frechet_distance":
+            covered = scores.get("classes_covered")
+            cover = f"; its samples cover {covered}/{len(self.classes(name))} classes" if covered is not None else ""
+            return (f"Frechet distance {value:.2f} between its samples and test images, on the features of "
+                    f"this project's classifier (lower is better; not comparable with published FIDs){cover}")
+        template = METRIC_MEANINGS.get(key)
+        return template.format(value=value) if template else f"{key} = {value:.4g}"
 
     def summary_line(self, name: str) -> str:
         """One line: what the model is, on what data, and its key metric.

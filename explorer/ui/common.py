@@ -206,7 +206,11 @@ def model_info(catalog: Catalog, name: str) -> str:
     models."""
     ckpt = catalog.checkpoint(name)
     model = ckpt.model
-    lines = [f"**{name}**: {catalog.summary_line(name)}"]
+    description = getattr(model, "description", model.name)
+    lines = [f"**{catalog.display_name(name)}**: {description} on {ckpt.dataset} (checkpoint `{name}`)"]
+    metric = catalog.metric_note(name)
+    if metric:
+        lines.append(metric)
     if isinstance(model, LatentModel):
         lines.append(f"latent dimensions: {model.latent_dim}"
                      + (f"; conditional on {model.num_classes} classes" if model.num_classes else ""))
