@@ -16,8 +16,25 @@ def test_compare_shows_the_same_grid_for_both_models(client, catalog):
         model = catalog.checkpoint(name, "latent").model
         want = expected_tiles(catalog, name, latent.unstandardize(model, u), 1, 2, 2.0, 5)
         assert np.abs(grid_tiles(path, 5).astype(int) - want).max() <= 1
-    dx, dy, label = client.predict("mnist-vae2d", "mnist-cvae", 3, 2, api_name="/compare_controls")
+    dx, dy, label, left_img, right_img = client.predict("mnist-vae2d", "mnist-cvae", 3, 2,
+                                                        api_name="/compare_controls")
     assert dx["maximum"] == 1 and label["visible"] is True
+    # The pictures are captioned with the models' plain names, not "left/right model".
+    assert left_img["label"] == "left: VAE, 2-D (MNIST)" and right_img["label"] == "right: VAE, 4-D, conditional (MNIST)"
     left, right = client.predict("mnist-vae2d", "mnist-cvae", 0, 1, 2.0, 3, "prior mean", 0, 4,
                                  api_name="/compare")
     assert grid_tiles(left, 3).shape == grid_tiles(right, 3).shape
+
+
+def test_compare_axes_past_the_smaller_code_or_equal_get_a_sentence_or_a_swap(client, catalog):
+    from gradio_client.exceptions import AppError
+    import pytest
+
+    from explorer.ui import compare
+
+    with pytest.raises(AppError, match="The smaller of the two models has 2 latent dimensions, z0 to z1: there is no z40"):
+        client.predict("mnist-vae2d", "mnist-vae", 40, 1, 2.0, 3, "prior mean", 0, None, api_name="/compare")
+    # On the page: x moved onto y swaps the axes (y takes x's previous place), no error.
+    *_, dx, dy, axes = compare.axis_moved(catalog, "x", "mnist-ae", "mnist-vae", 1, 1, (0, 1),
+                                          2.0, 3, "prior mean", 0, None)
+    assert (dx, dy, axes) == (1, 0, (1, 0))

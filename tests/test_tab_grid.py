@@ -71,3 +71,47 @@ def test_a_gan_in_the_grid_tab(client, catalog):
     path, code = client.predict(gan, 0, 1, 2.0, 3, "encoded image", 0, handle_file(preview), None,
                                 api_name="/grid")
     assert code == pytest.approx(model_code_image(catalog, gan, preview).tolist(), abs=1e-4)  # the inversion
+
+
+def test_dimension_sliders_span_the_start_models_code(server, catalog):
+    """On page load the axis sliders span the start model's dims (4 here), not the widest model's."""
+    config = server[1].config
+    sliders = {c["props"]["label"]: c["props"] for c in config["components"]
+               if c.get("props", {}).get("label") in ("x-axis dimension", "y-axis dimension")}
+    start = catalog.checkpoint("mnist-vae", "latent").model.latent_dim
+    assert sliders and all(p["maximum"] == start - 1 for p in sliders.values())
+
+
+def test_a_dimension_past_the_code_is_a_sentence_not_a_substitute(client):
+    with pytest.raises(AppError, match=r"VAE, 4-D \(MNIST\) has 4 latent dimensions, z0 to z3: there is no z40"):
+        client.predict("mnist-vae", 40, 1, 2.0, 3, "prior mean", 0, None, None, api_name="/grid")
+    # A wider model than the page started on is still accepted (the range follows the model).
+    path, _ = client.predict("mnist-dcgan", 6, 7, 2.0, 3, "prior mean", 0, None, None, api_name="/grid")
+    assert grid_tiles(path, 3).shape == (3, 3, 28, 28)
+
+
+def test_moving_an_axis_onto_the_other_swaps_them(services):
+    from explorer.ui import grid
+
+    # ArrowRight on x from (0, 1): x lands on y, and y takes x's old place.
+    assert grid.moved_axes("x", 1, 1, (0, 1), 4, "m") == (1, 0, "")
+    assert grid.moved_axes("y", 2, 2, (2, 3), 4, "m") == (3, 2, "")
+    dx, dy, note = grid.moved_axes("x", 40, 1, (0, 1), 4, "VAE, 4-D (MNIST)")
+    assert (dx, dy) == (3, 1) and note == ("VAE, 4-D (MNIST) has 4 latent dimensions, z0 to z3: there is no z40. "
+                                           "Showing z3 instead.")
+    picture, code, dx, dy, axes = grid.axis_moved(services, "x", "mnist-vae", 1, 1, (0, 1), 2.0, 3,
+                                                  "prior mean", 0, None, None)
+    assert (dx, dy, axes) == (1, 0, (1, 0))
+    want, _ = grid.grid_picture(services, "mnist-vae", 1, 0, 2.0, 3, "prior mean", 0, None, None)
+    assert np.array_equal(np.asarray(picture), np.asarray(want))
+
+
+def test_after_a_model_switch_the_grid_is_drawn_on_the_new_models_axes(server, tmp_path):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False, download_files=str(tmp_path))
+    _, dx, dy, _ = client.predict("mnist-vae2d", 3, 2, None, api_name="/select_model")
+    assert dx["maximum"] == 1 and {dx["value"], dy["value"]} == {0, 1}
+    picture_, _ = client.predict("mnist-vae2d", dx["value"], dy["value"], 2.0, 3, "prior mean", 0, None, None,
+                                 api_name="/grid_for_model")
+    assert grid_tiles(picture_, 3).shape == (3, 3, 28, 28)

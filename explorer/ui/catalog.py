@@ -232,6 +232,10 @@ class Catalog:
         value = scores.get(key) if isinstance(key, str) else None
         if not isinstance(value, (int, float)):
             return ""
+        return f"{self._metric_sentence(name, key, value)} (stored as `{key} = {value:.2f}`)"
+
+    def _metric_sentence(self, name: str, key: str, value: float) -> str:
+        scores = self.checkpoint(name).metrics
         if key.startswith("test_iw_nll_k") and key.removeprefix("test_iw_nll_k").isdigit():
             k = key.removeprefix("test_iw_nll_k")
             return (f"test -log p(x) at most {value:.2f} nats per image: an importance-weighted bound with "

@@ -155,6 +155,21 @@ def class_picker(catalog: Catalog, name: str | None, current: Any = None) -> gr.
                        label="class (conditional model)", visible=True, allow_custom_value=True)
 
 
+class ModelSlider(gr.Slider):
+    """A slider whose range follows the chosen model (latent dimensions, a run's epochs).
+
+    The page shows the current model's range from the start; the server leaves the range
+    check to the event's handler, which knows the model asked for: Gradio's own check would
+    compare against whichever range was set last, turn away an API caller choosing another
+    model, and answer a typed value past the end with a traceback instead of a sentence.
+    A template of gr.Slider, so the page draws it as one."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
 def digit_picture(image: torch.Tensor) -> np.ndarray:
     """(1, 28, 28) in [0, 1] -> uint8 (28, 28) for a preview component."""
     return to_uint8(image)

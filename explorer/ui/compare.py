@@ -17,8 +17,8 @@ from PIL import Image
 from .. import latent, render
 from .catalog import Catalog
 from . import inputs
-from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, how_to_read, label_or_none, user_errors
-from .grid import SIZE_RANGE, SPAN_RANGE, fit_dims
+from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, ModelSlider, how_to_read, label_or_none, user_errors
+from .grid import SIZE_RANGE, SPAN_RANGE, checked_dims, fit_dims, moved_axes
 
 EXPLANATION = (
     "Both grids sweep the same two dimensions over the same range, measured in each model's own "
@@ -52,7 +52,7 @@ def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, 
     dims = min(m.latent_dim for m in models)
     if dims < 2:
         raise ValueError("Both models need at least two latent dimensions for a grid.")
-    dx, dy = fit_dims(dim_x, dim_y, dims)
+    dx, dy = checked_dims(dim_x, dim_y, dims, "The smaller of the two models")
     size = inputs.count(size, "grid size", *SIZE_RANGE)
     span = inputs.number(span, "range", *SPAN_RANGE)
     widest = max(m.latent_dim for m in models)
@@ -72,14 +72,30 @@ def comparison(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any, 
     return pictures[0], pictures[1]
 
 
+def axis_moved(catalog: Catalog, moved: str, left: str, right: str, dim_x: Any, dim_y: Any, previous: Any,
+               *rest: Any) -> tuple[Image.Image, Image.Image, int, int, tuple[int, int]]:
+    """A person moved an axis slider: as the latent grid's (`grid.moved_axes`: past the end is
+    clamped with a warning, onto the other axis swaps them), then both grids."""
+    left, right = inputs.model_name(catalog, left, "latent"), inputs.model_name(catalog, right, "latent")
+    dims = smaller_code(catalog, left, right)
+    if dims < 2:
+        raise ValueError("Both models need at least two latent dimensions for a grid.")
+    dx, dy, note = moved_axes(moved, dim_x, dim_y, previous, dims, "The smaller of the two models")
+    if note:
+        gr.Warning(note)
+    pictures = comparison(catalog, left, right, dx, dy, *rest)
+    return (*pictures, dx, dy, (dx, dy))
+
+
 def smaller_code(catalog: Catalog, left: str, right: str) -> int:
     """The code size of the pair's smaller code space: the dims a shared grid can sweep."""
     return min(catalog.checkpoint(n, "latent").model.latent_dim for n in (left, right))
 
 
 def controls(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any
-             ) -> tuple[gr.Slider, gr.Slider, gr.Dropdown]:
-    """Slider ranges for the smaller code space of the pair; a class picker if one is conditional."""
+             ) -> tuple[gr.Slider, gr.Slider, gr.Dropdown, gr.Image, gr.Image, tuple[int, int]]:
+    """Slider ranges for the smaller code space of the pair (values past it move to its last
+    dims); a class picker if one is conditional; the pictures captioned with the models' names."""
     left, right = inputs.model_name(catalog, left, "latent"), inputs.model_name(catalog, right, "latent")
     dims = smaller_code(catalog, left, right)
     dx, dy = fit_dims(dim_x, dim_y, max(dims, 2))
@@ -90,11 +106,17 @@ def controls(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any
     else:
         picker = gr.Dropdown(visible=False)
     return (gr.Slider(maximum=max(dims - 1, 1), value=dx), gr.Slider(maximum=max(dims - 1, 1), value=dy),
-            picker)
+            picker, gr.Image(label=caption(catalog, left, "left")), gr.Image(label=caption(catalog, right, "right")),
+            (dx, dy))
+
+
+def caption(catalog: Catalog, name: str, side: str) -> str:
+    return f"{side}: {catalog.display_name(name)}"
 
 
 def build(catalog: Catalog) -> None:
-    """The tab's widgets, its `/compare` event and the `/compare_controls` range update."""
+    """The tab's widgets, its `/compare` event, `/compare_x` and `/compare_y` (an axis slider
+    moved) and the `/compare_controls` range update (then both grids redrawn)."""
     left_name, right_name = default_pair(catalog)
     if left_name is None:
         gr.Markdown("No latent models loaded.")
@@ -108,9 +130,10 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=1, min_width=260):
             left = gr.Dropdown(choices, value=left_name, label="left model", elem_id="compare-left")
             right = gr.Dropdown(choices, value=right_name, label="right model")
-            # Range over every model (the server checks it); choosing models narrows it on the page.
-            dim_x = gr.Slider(0, catalog.widest_code() - 1, value=0, step=1, label="x-axis dimension")
-            dim_y = gr.Slider(0, catalog.widest_code() - 1, value=1, step=1, label="y-axis dimension")
+            # The start pair's range; choosing models narrows or widens it (/compare_controls),
+            # and the handlers check a value against the pair asked for (ModelSlider).
+            dim_x = ModelSlider(0, max(dims - 1, 1), value=0, step=1, label="x-axis dimension", key="compare-dx")
+            dim_y = ModelSlider(0, max(dims - 1, 1), value=1, step=1, label="y-axis dimension", key="compare-dy")
             span = gr.Slider(*SPAN_RANGE, value=3.0, step=0.25, label="range (+- standard deviations)")
             size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size")
             fixed = gr.Radio([BASE_MEAN, BASE_RANDOM], value=BASE_MEAN, label="other dimensions fixed at")
@@ -118,19 +141,30 @@ def build(catalog: Catalog) -> None:
             label = gr.Dropdown(choices=[], value=None, label="class (conditional model)", visible=False)
         with gr.Column(scale=3):
             with gr.Row():
-                left_img = gr.Image(value=first[0], label="left model", type="pil", format="png", interactive=False,
+                left_img = gr.Image(value=first[0], label=caption(catalog, left_name, "left"), type="pil",
+                                    format="png", interactive=False, buttons=["download", "fullscreen"],
                                     elem_id="compare-left-grid", elem_classes=["main-picture"])
-                right_img = gr.Image(value=first[1], label="right model", type="pil", format="png",
-                                     interactive=False, elem_classes=["main-picture"])
+                right_img = gr.Image(value=first[1], label=caption(catalog, right_name, "right"), type="pil",
+                                     format="png", interactive=False, buttons=["download", "fullscreen"],
+                                     elem_id="compare-right-grid", elem_classes=["main-picture"])
     how_to_read(EXPLANATION)
-    gr.on(triggers=[left.change, right.change], fn=user_errors(functools.partial(controls, catalog)),
-          inputs=[left, right, dim_x, dim_y], outputs=[dim_x, dim_y, label],
-          api_name="compare_controls", **LIGHT)
+    axes = gr.State((0, 1))  # the axes last drawn: where a swapped axis goes
+    rest = [span, size, fixed, seed, label]
+    chosen = gr.on(triggers=[left.change, right.change], fn=user_errors(functools.partial(controls, catalog)),
+                   inputs=[left, right, dim_x, dim_y], outputs=[dim_x, dim_y, label, left_img, right_img, axes],
+                   api_name="compare_controls", **LIGHT)
+    # Drawn once the sliders fit the new pair (drawn with the switch, it would read the old axes).
+    chosen.success(user_errors(functools.partial(comparison, catalog)), [left, right, dim_x, dim_y, *rest],
+                   [left_img, right_img], api_name="compare_after_models", trigger_mode="always_last",
+                   show_progress="minimal", **DECODE)
     gr.on(
-        triggers=[left.change, right.change, dim_x.input, dim_y.input, span.input, size.input,
-                  fixed.input, seed.input, label.input],
+        triggers=[span.input, size.input, fixed.input, seed.input, label.input],
         fn=user_errors(functools.partial(comparison, catalog)),
-        inputs=[left, right, dim_x, dim_y, span, size, fixed, seed, label],
+        inputs=[left, right, dim_x, dim_y, *rest],
         outputs=[left_img, right_img],
         api_name="compare", trigger_mode="always_last", show_progress="minimal", **DECODE,
     )
+    for moved, slider in (("x", dim_x), ("y", dim_y)):
+        slider.input(user_errors(functools.partial(axis_moved, catalog, moved)),
+                     [left, right, dim_x, dim_y, axes, *rest], [left_img, right_img, dim_x, dim_y, axes],
+                     api_name=f"compare_{moved}", trigger_mode="always_last", show_progress="minimal", **DECODE)

@@ -23,8 +23,8 @@ from .. import intake, latent, render
 from .services import Services
 from . import inputs
 from .catalog import Catalog
-from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, about_model, class_picker, label_or_none,
-                     model_info, user_errors)
+from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, ModelSlider, about_model, class_picker,
+                     label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import DigitInput, digit_input
 
@@ -43,9 +43,9 @@ class GridTab:
 
 
 def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
-    """Clamp the two axis dims into the model's range (sliders may still show the previous
-    model's, and their range spans all models); two equal dims asked for on purpose are an
-    error."""
+    """Clamp the two axis dims into the model's range, for a slider range that narrows with
+    the model (values the previous model allowed move to its last dims); two equal dims asked
+    for on purpose are an error."""
     dx, dy = inputs.dimension(dim_x, "x-axis dimension"), inputs.dimension(dim_y, "y-axis dimension")
     if dx < latent_dim and dy < latent_dim:
         if dx == dy:
@@ -55,6 +55,47 @@ def fit_dims(dim_x: Any, dim_y: Any, latent_dim: int) -> tuple[int, int]:
     if dx == dy:
         dy = (dx + 1) % latent_dim
     return dx, dy
+
+
+def out_of_range(dims: tuple[int, ...], latent_dim: int, who: str) -> str:
+    """A sentence when a dimension lies past the model's code, else ""."""
+    past = [d for d in dims if d >= latent_dim]
+    if not past:
+        return ""
+    return (f"{who} has {latent_dim} latent dimensions, z0 to z{latent_dim - 1}: there is no z{past[0]}.")
+
+
+def checked_dims(dim_x: Any, dim_y: Any, latent_dim: int, who: str) -> tuple[int, int]:
+    """The two axis dims as asked: a sentence where one lies past the model's code or both
+    are the same (never a silent substitute)."""
+    dx, dy = inputs.dimension(dim_x, "x-axis dimension"), inputs.dimension(dim_y, "y-axis dimension")
+    problem = out_of_range((dx, dy), latent_dim, who)
+    if problem:
+        raise inputs.refuse(f"{problem} Pick dimensions from 0 to {latent_dim - 1}.")
+    if dx == dy:
+        raise inputs.refuse("Choose two different latent dimensions for the two axes.")
+    return dx, dy
+
+
+def moved_axes(moved: str, dim_x: Any, dim_y: Any, previous: Any, latent_dim: int, who: str
+               ) -> tuple[int, int, str]:
+    """The axes after a person moved one slider (`moved` is "x" or "y"), and a note or "".
+
+    A value past the model's code is clamped to its last dimension (the note says so); moving
+    one axis onto the other swaps them, the other axis taking the moved one's previous place,
+    so arrow keys walk straight across it."""
+    dx, dy = inputs.dimension(dim_x, "x-axis dimension"), inputs.dimension(dim_y, "y-axis dimension")
+    note = out_of_range((dx, dy), latent_dim, who)
+    if note:
+        note += f" Showing z{latent_dim - 1} instead."
+        dx, dy = min(dx, latent_dim - 1), min(dy, latent_dim - 1)
+    if dx == dy:
+        px, py = previous if isinstance(previous, (list, tuple)) and len(previous) == 2 else (None, None)
+        old = px if moved == "x" else py
+        free = [d for d in range(latent_dim) if d != dx]
+        other = old if isinstance(old, int) and old in free else free[0]
+        dx, dy = (dx, other) if moved == "x" else (other, dy)
+    return dx, dy, note
 
 
 def base_code(services: Services, name: str, fixed: str, seed: Any, digit: np.ndarray | None,
@@ -79,7 +120,7 @@ def grid_picture(services: Services, name: str, dim_x: Any, dim_y: Any, span: fl
     model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
     if model.latent_dim < 2:
         raise ValueError(f"{name} has a 1-D code space; a grid needs two dimensions.")
-    dx, dy = fit_dims(dim_x, dim_y, model.latent_dim)
+    dx, dy = checked_dims(dim_x, dim_y, model.latent_dim, catalog.display_name(name))
     size = inputs.count(size, "grid size", *SIZE_RANGE)
     span = inputs.number(span, "range", *SPAN_RANGE)
     y = label_or_none(catalog, name, label)
@@ -131,13 +172,31 @@ def default_model(catalog: Catalog) -> str:
     return min(catalog.latent_names, key=rank)
 
 
-def build(services: Services, start: str) -> GridTab:
-    """The tab's widgets and its `/grid` event (re-run on every control, last value wins)."""
+def axis_moved(services: Services, moved: str, name: str, dim_x: Any, dim_y: Any, previous: Any, *rest: Any
+               ) -> tuple[Image.Image, list[float], int, int, tuple[int, int]]:
+    """A person moved an axis slider: the grid of the axes `moved_axes` settles on, the
+    sliders set to them, and those axes remembered (for the next swap). A clamped value gets
+    a warning toast, not an error: the grid is still drawn."""
     catalog = services.catalog
-    # The server checks slider values against the range set here, so it spans every model
-    # (an API caller may pick any); picking a model narrows it on the page (`/select_model`).
-    dim_max = catalog.widest_code() - 1
+    name = inputs.model_name(catalog, name, "latent")
+    model = catalog.checkpoint(name, "latent").model
+    if model.latent_dim < 2:
+        raise ValueError(f"{catalog.display_name(name)} has a 1-D code space; a grid needs two dimensions.")
+    dx, dy, note = moved_axes(moved, dim_x, dim_y, previous, model.latent_dim, catalog.display_name(name))
+    if note:
+        gr.Warning(note)
+    picture, code = grid_picture(services, name, dx, dy, *rest)
+    return picture, code, dx, dy, (dx, dy)
+
+
+def build(services: Services, start: str) -> GridTab:
+    """The tab's widgets and its events: `/grid` (every control but the axis sliders, last
+    value wins), `/grid_x` and `/grid_y` (an axis slider moved: see `moved_axes`)."""
+    catalog = services.catalog
     start_model = catalog.checkpoint(start, "latent").model
+    # The range is the start model's; picking a model narrows or widens it (`/select_model`),
+    # and the handlers check a value against the model asked for (ModelSlider).
+    dim_max = max(start_model.latent_dim - 1, 1)
     # The grid opens on the start model's two strongest dimensions (explorer.directions).
     dx0, dy0 = (services.code_directions(start).ranking.strongest(2) if start_model.latent_dim >= 2 else (0, 1))
     gr.Markdown("Each picture decodes one code. Across the grid, two code dimensions sweep from "
@@ -146,9 +205,9 @@ def build(services: Services, start: str) -> GridTab:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(catalog.choices(), value=start, label="model", elem_id="grid-model")
-            dim_x = gr.Slider(0, max(dim_max, 1), value=dx0, step=1, label="x-axis dimension", key="grid-dx",
-                              elem_id="grid-dx")
-            dim_y = gr.Slider(0, max(dim_max, 1), value=dy0, step=1, label="y-axis dimension", key="grid-dy")
+            dim_x = ModelSlider(0, dim_max, value=dx0, step=1, label="x-axis dimension", key="grid-dx",
+                                elem_id="grid-dx")
+            dim_y = ModelSlider(0, dim_max, value=dy0, step=1, label="y-axis dimension", key="grid-dy")
             span = gr.Slider(*SPAN_RANGE, value=2.5, step=0.25, label="range (+- standard deviations)")
             size = gr.Slider(*SIZE_RANGE, value=9, step=1, label="grid size (pictures per side)")
             fixed = gr.Radio([BASE_MEAN, BASE_RANDOM, BASE_IMAGE], value=BASE_MEAN,
@@ -170,13 +229,19 @@ def build(services: Services, start: str) -> GridTab:
                        api_name="grid_for_model", show_progress="minimal", **DECODE)
     controls = [model, dim_x, dim_y, span, size, fixed, seed, digit.preview, label]
     gr.on(
-        triggers=[dim_x.input, dim_y.input, span.input, size.input, fixed.input,
-                  seed.input, label.input, digit.preview.change],
+        triggers=[span.input, size.input, fixed.input, seed.input, label.input, digit.preview.change],
         fn=user_errors(functools.partial(grid_picture, services)),
         inputs=controls,
         outputs=[image, fixed_code],
         api_name="grid", trigger_mode="always_last", show_progress="minimal", **DECODE,
     )
+    # The axes last drawn by a slider move: where a swapped axis goes. (After a model switch or
+    # a link they may be stale; `moved_axes` then picks another free dimension.)
+    axes = gr.State((dx0, dy0))
+    for moved, slider in (("x", dim_x), ("y", dim_y)):
+        slider.input(user_errors(functools.partial(axis_moved, services, moved)),
+                     [model, dim_x, dim_y, axes, *controls[3:]], [image, fixed_code, dim_x, dim_y, axes],
+                     api_name=f"grid_{moved}", trigger_mode="always_last", show_progress="minimal", **DECODE)
     link = Shareable("grid", ("model", "dx", "dy", "span", "size", "fixed", "seed"),
                      [model, dim_x, dim_y, span, size, fixed, seed], functools.partial(restore, services),
                      redraw=(functools.partial(grid_picture, services), controls, [image, fixed_code]),
