@@ -119,3 +119,30 @@ def test_replay_scores_are_computed_once(services: Services, monkeypatch):
 def test_gan_label_shows_its_sample_quality(catalog: Catalog, tiny_trained_dir: Path):
     assert catalog.summary_line(GAN) == "DCGAN (dcgan) on mnist, frechet_distance = 12.30, classes covered = 7/10"
     assert "critic_gap" in checkpoints.load(tiny_trained_dir / f"{GAN}.safetensors").summary()
+
+
+def test_the_epoch_slider_spans_the_chosen_run(tiny_trained_dir: Path, tmp_path: Path):
+    """Two runs, 3 and 2 epochs: the slider opens on the start run's epochs, not on all runs'
+    together; an epoch past the run asked for is a sentence (the handler checks, not Gradio)."""
+    import gradio as gr
+
+    for stem in (GAN, "mnist-dcgan-short"):
+        (tmp_path / f"{stem}.safetensors").write_bytes((tiny_trained_dir / f"{GAN}.safetensors").read_bytes())
+    runs = Catalog.from_folder(tmp_path, download=False)
+    short = replay_tab.default_replay(runs, runs.replay_names())  # the run the tab opens on
+    full = next(n for n in runs.replay_names() if n != short)
+    history = runs.checkpoint(short, "latent").history
+    history["replay"], history["epoch"] = history["replay"][:2], history["epoch"][:2]
+    for key in ("train_loss", "train_g_loss", "critic_gap", "seconds"):
+        history[key] = history[key][:2]
+    services = Services(runs)
+    with gr.Blocks() as demo:
+        replay_tab.build(services)
+    slider = next(b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.label == "epoch")
+    assert (slider.minimum, slider.maximum, slider.value) == (1, 2, 2)
+    assert slider.preprocess(3) == 3  # the server takes it to the handler, which knows the run
+    assert replay_tab.epoch_view(services, full, 3)[2].startswith(f"**Epoch 3 of {REPLAY_EPOCHS}**")
+    with pytest.raises(ValueError, match="This run has epochs 1 to 2; there is no epoch 3"):
+        replay_tab.epoch_view(services, short, 3)
+    update = replay_tab.run_view(services, full)[0]
+    assert (update.minimum, update.maximum, update.value) == (1, REPLAY_EPOCHS, REPLAY_EPOCHS)

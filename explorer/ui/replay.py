@@ -30,7 +30,7 @@ from .catalog import Catalog
 from .services import Replay, Services
 from . import inputs
 from .links import Shareable
-from .common import LIGHT, REPLAY, how_to_read, lead, user_errors
+from .common import LIGHT, REPLAY, ModelSlider, how_to_read, lead, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
 # collapse as motion.
@@ -159,18 +159,16 @@ def build(services: Services) -> Shareable | None:
          "to watch its generator learn (or collapse).")
     start = default_replay(services.catalog, names)
     replays = [services.replay(n) for n in names]
-    # The server checks slider values against this range, so it spans every run; choosing a
-    # model narrows it on the page (/replay_run).
-    lowest, highest = min(r.epochs[0] for r in replays), max(r.epochs[-1] for r in replays)
+    # The slider spans the start run's epochs; choosing another run sets its range (/replay_run),
+    # and the handlers check an epoch against the run asked for (ModelSlider).
+    lowest, last = services.replay(start).epochs[0], services.replay(start).epochs[-1]
     samples = max(r.frames.shape[1] for r in replays)
-    last = services.replay(start).epochs[-1]
     # Not run_view: a gr.Slider made here, inside the Blocks, would be put on the page.
     first = (last, *epoch_view(services, start, last), coverage_table(services.replay(start)),
              losses_table(services, start))
     with gr.Row():
         model = gr.Dropdown(services.catalog.choices(names), value=start, label="GAN", scale=3)
-        epoch = gr.Slider(lowest, max(highest, lowest + 1), value=first[0], step=1, label="epoch",
-                          scale=3)
+        epoch = ModelSlider(lowest, max(last, lowest + 1), value=first[0], step=1, label="epoch", scale=3)
         play_button = gr.Button("Play", variant="primary", scale=1, elem_id="replay-play")
         stop_button = gr.Button("Stop", variant="stop", scale=1)
     with gr.Row():
