@@ -31,7 +31,7 @@ from PIL import Image
 
 from .. import data, heavy, intake, metrics, render
 from ..models.base import AutoregressiveModel
-from .catalog import Catalog
+from .catalog import DATASET_NAMES, Catalog
 from .services import Services
 from . import inputs
 from .common import DECODE, lead, user_errors
@@ -42,13 +42,15 @@ VAE_SAMPLES = 100
 # Heat-map colour scales in nats: a binary pixel at p = 0.01 (4.6 nats) is about as
 # surprising as pixels get; for 8 bits, ln 256 is the cost of a uniform guess.
 HEAT_MAX = {"bernoulli": 4.6, "categorical256": round(math.log(256), 2)}
-COLUMNS = ["model", "trained on", "scores the image as", "-log p(x), nats", "bits per pixel",
-           "its test average, nats", "x its test average"]
+# Short headers, so the table fits the column beside the image (about 960 px): the model's
+# name says its data set; the last column is the one to read first.
+COLUMNS = ["model", "scores it as", "-log p(x) nats", "bits/pixel", "test avg nats", "x test avg"]
 
 
 @dataclass(frozen=True)
 class Score:
     name: str
+    shown: str  # the model's plain name
     dataset: str
     scored_as: str
     nats: float
@@ -91,16 +93,16 @@ def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
     for (name, ckpt, x), nll in zip(autoregressive, maps):
         model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
         how = "binary (threshold 0.5)" if model.output_kind == "bernoulli" else "256 grey levels"
-        out.append(Score(name, ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll[0], x[0],
+        out.append(Score(name, catalog.display_name(name), ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll[0], x[0],
                          model.output_kind))
     for (name, ckpt, x), bound in zip(vaes, bounds):
-        out.append(Score(name, ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
+        out.append(Score(name, catalog.display_name(name), ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
                          metrics.best_vae_nll(ckpt.metrics), None, x[0], "bernoulli"))
     return out
 
 
 def table(found: list[Score]) -> pd.DataFrame:
-    rows = [[s.name, s.dataset, s.scored_as, round(s.nats, 2), round(s.bits_per_pixel, 4),
+    rows = [[s.shown, s.scored_as, round(s.nats, 2), round(s.bits_per_pixel, 4),
              None if s.test_average is None else round(s.test_average, 2),
              None if s.ratio is None else round(s.ratio, 2)] for s in found]
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -109,32 +111,41 @@ def table(found: list[Score]) -> pd.DataFrame:
 def heat_maps(found: list[Score]) -> list[tuple[Image.Image, str]]:
     """One picture per autoregressive model: the image as scored beside its per-pixel NLL."""
     return [(render.heat_map(s.pixel_nll, s.scored, HEAT_MAX[s.output_kind], "nats"),
-             f"{s.name}: {s.nats:.1f} nats; hottest pixel {float(s.pixel_nll.max()):.2f} nats")
+             f"{s.shown}: {s.nats:.1f} nats; hottest pixel {float(s.pixel_nll.max()):.2f} nats")
             for s in found if s.pixel_nll is not None]
 
 
 def reading(found: list[Score]) -> str:
-    """A few sentences on what these numbers say about this image."""
+    """A few sentences on what these numbers say about this image: one line per data set the
+    models were trained on, each remark only where it applies to that line's models."""
     if not found:
         return "No model here gives a likelihood: load a PixelCNN, PixelRNN or VAE checkpoint."
     text = ["**How to read this.** -log p(x) is how many nats a model needs to encode the image "
             "(1 nat = 1.44 bits): the more surprised the model, the higher. Compare each model with its own "
-            "test average: the last column is this image's cost as a multiple of it. The heat maps show "
+            "test average: the column *x test avg* is this image's cost as a multiple of it. The heat maps show "
             "*where* the cost arises: bright pixels surprised the model."]
-    rated = [s for s in found if s.ratio is not None]
-    if rated:
-        worst = max(rated, key=lambda s: s.ratio)
-        best = min(rated, key=lambda s: s.ratio)
-        if worst.ratio > 2:
-            text.append(f"Under **{worst.name}** (trained on {worst.dataset}) it costs **{worst.ratio:.1f}x** a "
-                        "typical test image: that model has rarely seen anything like it, as with a "
-                        "Fashion-MNIST item under an MNIST model.")
-        if best.ratio < 1:
-            text.append(f"Under **{best.name}** it costs less than a typical test image ({best.ratio:.2f}x). "
-                        "Clean, simple shapes are cheap; note too that the binary test sets are binarized "
-                        "at random, which adds speckle that costs nats, while this image was thresholded.")
-        elif worst.ratio <= 2:
-            text.append("Every model finds it roughly as likely as its own test data.")
+    by_data: dict[str, list[Score]] = {}
+    for s in found:
+        if s.ratio is not None:
+            by_data.setdefault(s.dataset, []).append(s)
+    for dataset, group in by_data.items():
+        low, high = min(s.ratio for s in group), max(s.ratio for s in group)
+        spread = f"{low:.2f}x" if round(low, 2) == round(high, 2) else f"{low:.2f}x to {high:.2f}x"
+        line = (f"**Models trained on {DATASET_NAMES.get(dataset, dataset)}** "
+                f"({', '.join(s.shown for s in group)}): {spread} their typical test image.")
+        if low > 2:
+            line += " They have rarely seen anything like it, as with a Fashion-MNIST item under an MNIST model."
+        elif high < 1:
+            binary = all(s.output_kind == "bernoulli" for s in group)
+            line += (" Cheaper than their own test data: clean, simple shapes are cheap, and their test sets "
+                     "were binarized at random, which adds speckle that costs nats, while this image was "
+                     "thresholded." if binary else
+                     " Cheaper than their own test data, which need not mean it looks like them: a model of "
+                     "256 grey levels predicts large flat black areas (most of a digit's picture) almost for "
+                     "free, so likelihood alone is a poor test of whether an image is like the training data.")
+        elif high <= 2:
+            line += " About as likely as their own test data."
+        text.append(line)
     if any(s.pixel_nll is None for s in found):
         text.append("A VAE's figure is an upper bound on -log p(x) (importance-weighted, so only slightly "
                     "above the true value); it does not split into per-pixel terms.")
@@ -167,9 +178,9 @@ def build(services: Services) -> None:
             first = likelihood(catalog, digit.initial) if digit.initial is not None else None
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
                                   label="-log p(x) of this image under each model", interactive=False,
-                                  elem_id="likelihood-scores")
+                                  wrap=True, elem_id="likelihood-scores")
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
-                              columns=2, height="auto", object_fit="contain")
+                              columns=2, height="auto", object_fit="contain", buttons=["download", "fullscreen"])
             text = gr.Markdown(first[2] if first else "")
     source.change(user_errors(functools.partial(example_digit, services.dataset_example)), [source, digit.index],
                   [digit.preview, digit.caption], api_name="score_source", **DECODE)
