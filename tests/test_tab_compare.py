@@ -38,3 +38,17 @@ def test_compare_axes_past_the_smaller_code_or_equal_get_a_sentence_or_a_swap(cl
     *_, dx, dy, axes = compare.axis_moved(catalog, "x", "mnist-ae", "mnist-vae", 1, 1, (0, 1),
                                           2.0, 3, "prior mean", 0, None)
     assert (dx, dy, axes) == (1, 0, (1, 0))
+
+
+def test_no_picture_offers_the_share_button(server):
+    """Share only works on Hugging Face Spaces ("Must be on Spaces to share." elsewhere): no
+    picture of these tabs shows it. (The Pixel-by-pixel and Three-kinds tabs are checked apart.)"""
+    import httpx
+
+    config = httpx.get(server[0] + "config").json()
+    pictures = [c["props"] for c in config["components"] if c["type"] in ("image", "gallery", "imageeditor")]
+    theirs = ("samples (blue", "prediction at the red", "receptive field", "from p(x|y)", "by Bayes")
+    mine = [p for p in pictures if not str(p.get("label", "")).startswith(theirs)]
+    assert len(mine) >= 20
+    assert all(p.get("buttons") is not None and "share" not in p["buttons"] for p in mine), \
+        [p.get("label") for p in mine if not p.get("buttons") or "share" in p["buttons"]]

@@ -34,6 +34,10 @@ LIGHT = {"concurrency_id": "light", "concurrency_limit": 4}
 # the light pool's slots (digit inputs, controls) for the length of a run.
 REPLAY = {"concurrency_id": "replay", "concurrency_limit": 8}
 
+# The corner buttons of every picture: no "share" (it only works on Hugging Face Spaces and
+# fails with "Must be on Spaces to share." anywhere else).
+PICTURE_BUTTONS = ["download", "fullscreen"]
+
 BASE_MEAN, BASE_RANDOM, BASE_IMAGE = "prior mean", "random draw (seed)", "encoded image"
 
 # Tiny 28x28 previews are drawn with hard pixel edges, not browser smoothing. The rest fits a

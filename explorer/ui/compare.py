@@ -17,7 +17,8 @@ from PIL import Image
 from .. import latent, render
 from .catalog import Catalog
 from . import inputs
-from .common import BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, ModelSlider, how_to_read, label_or_none, user_errors
+from .common import (BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, ModelSlider, how_to_read, label_or_none,
+                     user_errors)
 from .grid import SIZE_RANGE, SPAN_RANGE, checked_dims, fit_dims, moved_axes
 
 EXPLANATION = (
@@ -142,10 +143,10 @@ def build(catalog: Catalog) -> None:
         with gr.Column(scale=3):
             with gr.Row():
                 left_img = gr.Image(value=first[0], label=caption(catalog, left_name, "left"), type="pil",
-                                    format="png", interactive=False, buttons=["download", "fullscreen"],
+                                    format="png", interactive=False, buttons=PICTURE_BUTTONS,
                                     elem_id="compare-left-grid", elem_classes=["main-picture"])
                 right_img = gr.Image(value=first[1], label=caption(catalog, right_name, "right"), type="pil",
-                                     format="png", interactive=False, buttons=["download", "fullscreen"],
+                                     format="png", interactive=False, buttons=PICTURE_BUTTONS,
                                      elem_id="compare-right-grid", elem_classes=["main-picture"])
     how_to_read(EXPLANATION)
     axes = gr.State((0, 1))  # the axes last drawn: where a swapped axis goes

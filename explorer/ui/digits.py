@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import intake
 from . import inputs
-from .common import LIGHT, digit_picture, user_errors
+from .common import PICTURE_BUTTONS, LIGHT, digit_picture, user_errors
 
 # Drawing canvas: a stroke of BRUSH pixels on CANVAS pixels comes out about as thick as an
 # MNIST pen stroke once the digit is scaled to 20x20.
@@ -89,12 +89,12 @@ def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: st
                     label="Draw a digit (pick the brush tool on the left first)", type="numpy", image_mode="RGBA",
                     canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False,
                     brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
-                    key=f"{slot}-sketch",
-                )
+                    key=f"{slot}-sketch", buttons=PICTURE_BUTTONS)
                 use = gr.Button("Use this drawing", size="sm")
         preview = gr.Image(value=initial, label=f"{title} as the model sees it (28x28)",
                            image_mode="L", type="numpy", format="png", interactive=False,
-                           height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview")
+                           height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview",
+                           buttons=PICTURE_BUTTONS)
         note = gr.Markdown(caption)
     index.change(user_errors(functools.partial(example_digit, example)), [model, index],
                  [preview, note], api_name=f"{slot}_from_example", trigger_mode="always_last", **LIGHT)

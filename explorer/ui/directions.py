@@ -24,7 +24,7 @@ from PIL import Image
 
 from .. import directions, intake, latent, metrics, render
 from . import inputs
-from .common import DECODE, ENCODE, how_to_read, lead, user_errors
+from .common import PICTURE_BUTTONS, DECODE, ENCODE, how_to_read, lead, user_errors
 from .digits import digit_input
 from .services import Services
 
@@ -166,7 +166,7 @@ def build(services: Services, start: str) -> None:
                 span = gr.Slider(0.5, 4.0, value=2.5, step=0.25, label="range (+- standard deviations)")
             grid_value, grid_caption_value = direction_grid(services, start, 1, min(2, count), 2.5)
             grid = gr.Image(value=grid_value, label="grid along two principal directions", type="pil",
-                            format="png", interactive=False, buttons=["download", "fullscreen"],
+                            format="png", interactive=False, buttons=PICTURE_BUTTONS,
                             elem_id="directions-grid", elem_classes=["main-picture", "below-controls"])
             grid_caption = gr.Markdown(grid_caption_value)
     with gr.Row():
@@ -185,7 +185,8 @@ def build(services: Services, start: str) -> None:
             except ValueError as err:   # a conditional model, or no image: say why instead
                 walk_value, walk_caption_value = None, str(err)
             walk = gr.Image(value=walk_value, label="walk along the class vector", type="pil", format="png",
-                            interactive=False)
+                            interactive=False,
+                            buttons=PICTURE_BUTTONS)
             walk_caption = gr.Markdown(walk_caption_value)
             points_value, note_value = scatter(services, start, digit.initial)
             points = gr.ScatterPlot(value=points_value, x="direction 1", y="direction 2", color="class",

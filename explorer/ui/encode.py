@@ -16,7 +16,7 @@ import numpy as np
 from .. import intake, latent
 from .services import Services
 from . import inputs
-from .common import ENCODE, LIGHT, class_picker, digit_picture, label_or_none, lead, user_errors
+from .common import PICTURE_BUTTONS, ENCODE, LIGHT, class_picker, digit_picture, label_or_none, lead, user_errors
 from .digits import digit_input
 
 
@@ -53,7 +53,8 @@ def build(services: Services, start: str) -> None:
             first = encode(services, start, digit.initial, 0) if digit.initial is not None else None
             decoded = gr.Image(value=first[1] if first else None, label="its code, decoded", image_mode="L",
                                format="png", interactive=False, height=190, width=170, elem_classes=["pixelated"],
-                               elem_id="encode-decoded")
+                               elem_id="encode-decoded",
+                               buttons=PICTURE_BUTTONS)
             note = gr.Markdown(first[2] if first else "")
     code = gr.JSON(value=first[0] if first else None, label="the code (one number per latent dimension)")
     model.change(functools.partial(class_picker, catalog), [model, label], label,

@@ -23,8 +23,8 @@ from .. import intake, latent, render
 from .services import Services
 from . import inputs
 from .catalog import Catalog
-from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, ModelSlider, about_model, class_picker,
-                     label_or_none, model_info, user_errors)
+from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, ModelSlider, about_model,
+                     class_picker, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import DigitInput, digit_input
 
@@ -219,7 +219,7 @@ def build(services: Services, start: str) -> GridTab:
         with gr.Column(scale=2):
             initial, code = grid_picture(services, start, dx0, dy0, 2.5, 9, BASE_MEAN, 0, None, 0)
             image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
-                             interactive=False, buttons=["download", "fullscreen"], elem_id="latent-grid",
+                             interactive=False, buttons=PICTURE_BUTTONS, elem_id="latent-grid",
                              elem_classes=["main-picture"])
             fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")
     model.input(user_errors(functools.partial(select, services)), [model, dim_x, dim_y, label],

@@ -21,8 +21,8 @@ from PIL import Image
 from .. import intake, latent, render
 from .services import Services
 from . import inputs
-from .common import (ENCODE, LIGHT, FileStore, about_model, how_to_read, lead, class_picker, digit_picture, label_or_none, model_info,
-                     user_errors)
+from .common import (ENCODE, LIGHT, PICTURE_BUTTONS, FileStore, about_model, how_to_read, lead, class_picker,
+                     digit_picture, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import digit_input
 
@@ -116,14 +116,17 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         outputs = list(interpolation(services, store, start, a.initial, b.initial, "slerp", 10, 0))
     with strip_slot:
         strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
-                         interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"])
+                         interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
+                         buttons=PICTURE_BUTTONS)
     with strip_slot:
         note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
-                         interactive=False, height=190, width=170, elem_classes=["pixelated"])
+                         interactive=False, height=190, width=170, elem_classes=["pixelated"],
+                         buttons=PICTURE_BUTTONS)
         rec_b = gr.Image(value=outputs[2], label="B reconstructed", image_mode="L", format="png",
-                         interactive=False, height=190, width=170, elem_classes=["pixelated"])
+                         interactive=False, height=190, width=170, elem_classes=["pixelated"],
+                         buttons=PICTURE_BUTTONS)
         plot = gr.LinePlot(value=outputs[3], x=PLOT_X, y=PLOT_Y, color=PLOT_COLOR,
                            label="prior log-density along the path", height=260, scale=3)
     with gr.Row():

@@ -34,7 +34,7 @@ from ..models.base import AutoregressiveModel
 from .catalog import DATASET_NAMES, Catalog
 from .services import Services
 from . import inputs
-from .common import DECODE, lead, user_errors
+from .common import PICTURE_BUTTONS, DECODE, lead, user_errors
 from .digits import digit_input, example_digit
 
 # Importance samples for a VAE's bound on one image: tight to a fraction of a nat, and quick.
@@ -180,7 +180,7 @@ def build(services: Services) -> None:
                                   label="-log p(x) of this image under each model", interactive=False,
                                   wrap=True, elem_id="likelihood-scores")
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
-                              columns=2, height="auto", object_fit="contain", buttons=["download", "fullscreen"])
+                              columns=2, height="auto", object_fit="contain", buttons=PICTURE_BUTTONS)
             text = gr.Markdown(first[2] if first else "")
     source.change(user_errors(functools.partial(example_digit, services.dataset_example)), [source, digit.index],
                   [digit.preview, digit.caption], api_name="score_source", **DECODE)

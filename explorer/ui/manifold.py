@@ -17,7 +17,7 @@ from PIL import Image
 from .. import latent, render
 from .services import SCATTER_POINTS, Services
 from . import inputs
-from .common import DECODE, LIGHT, class_picker, how_to_read, label_or_none, lead, user_errors
+from .common import PICTURE_BUTTONS, DECODE, LIGHT, class_picker, how_to_read, label_or_none, lead, user_errors
 
 SIZE_RANGE = (5, 25)
 COLUMNS = ("z0", "z1", "class")
@@ -74,7 +74,8 @@ def build(services: Services) -> None:
     first = manifold(services, names[0], 15, 0)
     with gr.Row():
         picture = gr.Image(value=first[0], label="learned manifold", type="pil", format="png",
-                           interactive=False, elem_id="manifold-picture", elem_classes=["main-picture", "below-controls"])
+                           interactive=False, elem_id="manifold-picture", elem_classes=["main-picture", "below-controls"],
+                           buttons=PICTURE_BUTTONS)
         # Hidden where no 2-D model has test images to encode (no data set here): not an empty plot.
         scatter = gr.ScatterPlot(value=first[1], x="z0", y="z1", color="class",
                                  label="encoded test images", height=440,

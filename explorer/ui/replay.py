@@ -30,7 +30,7 @@ from .catalog import Catalog
 from .services import Replay, Services
 from . import inputs
 from .links import Shareable
-from .common import LIGHT, REPLAY, ModelSlider, how_to_read, lead, user_errors
+from .common import PICTURE_BUTTONS, LIGHT, REPLAY, ModelSlider, how_to_read, lead, user_errors
 
 # Seconds between epochs while playing: long enough to take in a grid, short enough to see
 # collapse as motion.
@@ -174,7 +174,8 @@ def build(services: Services) -> Shareable | None:
     with gr.Row():
         grid = gr.Image(value=first[1], label="the same 100 codes, decoded after this epoch", type="pil",
                         format="png", interactive=False, scale=3, elem_id="replay-grid",
-                        elem_classes=["main-picture", "below-controls"])
+                        elem_classes=["main-picture", "below-controls"],
+                        buttons=PICTURE_BUTTONS)
         with gr.Column(scale=2):
             histogram = gr.BarPlot(value=first[2], x=HIST_X, y=HIST_Y, sort="x", y_lim=[0, samples],
                                    label="classes of the 100 samples (the data set's classifier)", height=280)
