@@ -158,10 +158,29 @@ def mosaic(images: torch.Tensor, cols: int, scale: int, gap: int = 2) -> Image.I
     return Image.fromarray(tile(upscale(tiles, scale), gap=gap, gap_value=128))
 
 
+def strip_scale(count: int) -> int:
+    """The upscaling factor of a strip of `count` pictures on the page (about 840 px wide)."""
+    return auto_scale(count, target=840, most=6)
+
+
 def strip(images: torch.Tensor, scale: int | None = None, gap: int = 2) -> Image.Image:
     """Images (T, 1, 28, 28) side by side as one crisp greyscale picture (grey gaps)."""
-    scale = scale or auto_scale(len(images), target=840, most=6)
-    return mosaic(images, len(images), scale, gap)
+    return mosaic(images, len(images), scale or strip_scale(len(images)), gap)
+
+
+# Downloads for slides: every pixel of a 28x28 picture at least this many pixels wide, so a
+# projector shows crisp blocks rather than the browser's blur.
+SLIDE_SCALE = 8
+
+
+def slide_ready(picture: Image.Image, scale: int, least: int = SLIDE_SCALE) -> Image.Image:
+    """A picture whose digit pixels are `scale` pixels wide, enlarged by a whole factor with
+    nearest-neighbour until they are at least `least` wide (labels and gaps grow alike, so
+    the layout stays as on the page)."""
+    factor = -(-least // max(int(scale), 1))
+    if factor <= 1:
+        return picture
+    return picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
 
 
 def frames(images: torch.Tensor, scale: int = 6) -> list[Image.Image]:

@@ -38,14 +38,20 @@ def test_interpolation_outputs_and_exact_endpoints(client, catalog):
         path = latent.interpolate(model, za, zb, steps, method)
         want = render.to_uint8(latent.decode(model, path))
         assert max(np.abs(t.astype(int) - w).max() for t, w in zip(tiles, want)) <= 1
-        assert np.array_equal(picture(png), picture(strip))
+        # The PNG download is the strip, enlarged (nearest-neighbour) until each pixel is 8 or more wide.
+        scale = render.strip_scale(steps)
+        factor = -(-8 // scale)
+        shown_strip, slide = picture(strip), picture(png)
+        assert slide.shape == (shown_strip.shape[0] * factor, shown_strip.shape[1] * factor)
+        assert scale * factor >= 8 and np.array_equal(slide[::factor, ::factor], shown_strip)
+        assert np.array_equal(slide, np.kron(shown_strip, np.ones((factor, factor), np.uint8)))
         shown = 2 * steps - 2 if steps > 2 else steps  # forward, then back
         with Image.open(gif) as anim:  # identical neighbours merge; their durations add up
             total = 0
             for k in range(anim.n_frames):
                 anim.seek(k)
                 total += anim.info["duration"]
-            assert anim.size == (168, 168) and total == 120 * shown
+            assert anim.size == (28 * 12, 28 * 12) and total == 120 * shown  # 12x: for slides
         curves = {}
         for t, logp, curve in plot["data"]:
             curves.setdefault(curve, []).append((t, logp))
@@ -86,3 +92,11 @@ def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(clien
     assert errors.max() < 0.5
     assert "GAN inversion" in note and "no encoder" in note and "found by optimisation" in note
     assert f"MSE per pixel {errors[0]:.3f} (A) / {errors[1]:.3f} (B)" in note
+
+
+def test_there_is_no_interpolate_button(server):
+    """Every control reruns the interpolation itself; a button that did nothing more is gone."""
+    import httpx
+
+    config = httpx.get(server[0] + "config").json()
+    assert not [c for c in config["components"] if c["type"] == "button" and c["props"].get("value") == "Interpolate"]

@@ -2,9 +2,10 @@
 
 Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip, the
 two endpoint reconstructions, the prior log-density along the lerp and slerp paths, the
-strip as a PNG and an animated GIF to download, and a note (for a GAN: how well the
-inversion that stands in for its encoder fitted the two digits; otherwise empty). Every
-control reruns it. `/interpolation_model`: (model, label) -> its description and class picker.
+strip as a PNG and an animated GIF to download (slide-ready: every pixel 8 or more wide), and
+a note (for a GAN: how well the inversion that stands in for its encoder fitted the two
+digits; otherwise empty). Every control reruns it. `/interpolation_model`: (model, label) ->
+its description and class picker.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .links import Shareable
 from .digits import digit_input
 
 STEPS_RANGE = (2, 20)
+GIF_SCALE = 6  # the animation's frames before they are made slide-ready
 PLOT_X, PLOT_Y, PLOT_COLOR = "position t along the way", "log p(z) under the prior", "curve"
 
 
@@ -69,9 +71,12 @@ def interpolation(services: Services, store: FileStore, name: str, image_a: np.n
     path = latent.interpolate(model, z0, z1, steps, method)  # (steps, D)
     decoded = latent.decode(model, path, y)  # (steps, 1, 28, 28)
     ends = latent.decode(model, torch.stack([z0, z1]), y)  # the two reconstructions
-    picture = render.strip(decoded)
-    png = store.write(render.png_bytes(picture), f"{name}-{method}", ".png")
-    gif = store.write(render.gif_bytes(render.frames(decoded)), f"{name}-{method}", ".gif")
+    scale = render.strip_scale(steps)
+    picture = render.strip(decoded, scale)
+    # The downloads are for slides: the strip and the animation's frames at 8x or more.
+    png = store.write(render.png_bytes(render.slide_ready(picture, scale)), f"{name}-{method}", ".png")
+    frames = [render.slide_ready(f, GIF_SCALE) for f in render.frames(decoded, GIF_SCALE)]
+    gif = store.write(render.gif_bytes(frames), f"{name}-{method}", ".gif")
     note = inversion_note(name, (error_a, error_b)) if latent.inverts(model) else ""
     return (picture, digit_picture(ends[0]), digit_picture(ends[1]),
             density_table(services, name, z0, z1, steps), png, gif, note)
@@ -130,8 +135,8 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         plot = gr.LinePlot(value=outputs[3], x=PLOT_X, y=PLOT_Y, color=PLOT_COLOR,
                            label="prior log-density along the path", height=260, scale=3)
     with gr.Row():
-        png = gr.File(value=outputs[4], label="strip (PNG)")
-        gif = gr.File(value=outputs[5], label="animation (GIF)")
+        png = gr.File(value=outputs[4], label="strip for slides (PNG, 8x or more)")
+        gif = gr.File(value=outputs[5], label="animation for slides (GIF, 12x)")
     info = about_model(catalog, start)
     how_to_read("**lerp** walks the straight line between the two codes; **slerp** turns along the sphere, "
                 "keeping the length typical of prior codes. The plot shows why that matters: in many "
