@@ -115,3 +115,26 @@ def test_after_a_model_switch_the_grid_is_drawn_on_the_new_models_axes(server, t
     picture_, _ = client.predict("mnist-vae2d", dx["value"], dy["value"], 2.0, 3, "prior mean", 0, None, None,
                                  api_name="/grid_for_model")
     assert grid_tiles(picture_, 3).shape == (3, 3, 28, 28)
+
+
+def test_the_grid_for_slides_is_the_page_grid_at_8x_or_more(client, services):
+    from explorer import render
+    from explorer.ui import grid
+
+    made = client.predict("mnist-vae", 0, 1, 2.0, 9, "prior mean", 0, None, None, api_name="/grid_slides")
+    assert made["visible"] is True  # the file box appears once there is a file
+    path = made["value"]
+    shown, _ = grid.grid_picture(services, "mnist-vae", 0, 1, 2.0, 9, "prior mean", 0, None, None)
+    shown = np.asarray(shown)
+    factor = -(-8 // render.auto_scale(9))
+    slide = picture(path)
+    assert render.auto_scale(9) * factor >= 8 and slide.shape == (shown.shape[0] * factor, shown.shape[1] * factor)
+    assert np.array_equal(slide, np.kron(shown, np.ones((factor, factor), np.uint8)))
+
+
+def test_the_fixed_code_is_shown_on_one_or_two_lines():
+    from explorer.ui import grid
+
+    assert grid.compact_code([0.123, -1.3]) == "z0 +0.12, z1 -1.30"
+    assert grid.compact_code(None) == ""
+    assert len(grid.compact_code([0.5] * 16)) < 200  # about two lines of the text box, not 18 rows

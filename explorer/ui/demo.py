@@ -96,7 +96,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
             return demo.queue(max_size=MAX_QUEUE)
         with gr.Tabs(elem_classes=["main-tabs"]) as tabs:
             with gr.Tab(TAB_LABELS["grid"], id="grid"):
-                links.add(grid.build(services, start).link)
+                links.add(grid.build(services, start, store).link)
             with gr.Tab(TAB_LABELS["interpolation"], id="interpolation"):
                 links.add(interpolate.build(services, start, store))
             with gr.Tab(TAB_LABELS["encode"], id="encode"):

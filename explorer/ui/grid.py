@@ -23,8 +23,8 @@ from .. import intake, latent, render
 from .services import Services
 from . import inputs
 from .catalog import Catalog
-from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, ModelSlider, about_model,
-                     class_picker, label_or_none, model_info, user_errors)
+from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, FileStore, ModelSlider,
+                     about_model, class_picker, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import DigitInput, digit_input
 
@@ -172,6 +172,25 @@ def default_model(catalog: Catalog) -> str:
     return min(catalog.latent_names, key=rank)
 
 
+def compact_code(code: list[float] | None) -> str:
+    """A code as one line of numbers ("z0 0.12, z1 -1.30, ..."): compact beside the grid."""
+    return "" if not code else ", ".join(f"z{i} {v:+.2f}" for i, v in enumerate(code))
+
+
+# compact_code, in the browser.
+COMPACT_CODE_JS = ("(code) => Array.isArray(code) ? code.map((v, i) => `z${i} ${v >= 0 ? '+' : ''}"
+                   "${Number(v).toFixed(2)}`).join(', ') : ''")
+
+
+def grid_for_slides(services: Services, store: FileStore, name: str, dim_x: Any, dim_y: Any, span: Any,
+                    size: Any, fixed: str, seed: Any, digit: np.ndarray | None, label: Any) -> gr.File:
+    """The grid as on the page, as a PNG file with every digit pixel 8 or more pixels wide."""
+    picture, _ = grid_picture(services, name, dim_x, dim_y, span, size, fixed, seed, digit, label)
+    scale = render.auto_scale(inputs.count(size, "grid size", *SIZE_RANGE))  # as labelled_grid drew it
+    return gr.File(value=store.write(render.png_bytes(render.slide_ready(picture, scale)), f"{name}-grid", ".png"),
+                   visible=True)
+
+
 def axis_moved(services: Services, moved: str, name: str, dim_x: Any, dim_y: Any, previous: Any, *rest: Any
                ) -> tuple[Image.Image, list[float], int, int, tuple[int, int]]:
     """A person moved an axis slider: the grid of the axes `moved_axes` settles on, the
@@ -189,7 +208,7 @@ def axis_moved(services: Services, moved: str, name: str, dim_x: Any, dim_y: Any
     return picture, code, dx, dy, (dx, dy)
 
 
-def build(services: Services, start: str) -> GridTab:
+def build(services: Services, start: str, store: FileStore) -> GridTab:
     """The tab's widgets and its events: `/grid` (every control but the axis sliders, last
     value wins), `/grid_x` and `/grid_y` (an axis slider moved: see `moved_axes`)."""
     catalog = services.catalog
@@ -221,7 +240,14 @@ def build(services: Services, start: str) -> GridTab:
             image = gr.Image(value=initial, label="latent grid", type="pil", format="png",
                              interactive=False, buttons=PICTURE_BUTTONS, elem_id="latent-grid",
                              elem_classes=["main-picture"])
-            fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)")
+            # The code shown compactly (a line or two of numbers); the list itself, for the API
+            # and for copying, folded away below it.
+            code_text = gr.Textbox(value=compact_code(code), label="fixed code (the other dimensions)",
+                                   lines=2, max_lines=4, interactive=False, elem_id="fixed-code-text")
+            with gr.Accordion("fixed code as a list (JSON)", open=False):
+                fixed_code = gr.JSON(value=code, label="fixed code (the other dimensions)", elem_id="fixed-code")
+            slides = gr.Button("Grid for slides (PNG, 8x or more)", size="sm")
+            slide_file = gr.File(label="grid for slides", visible=False)  # shown once made
     model.input(user_errors(functools.partial(select, services)), [model, dim_x, dim_y, label],
                 [info, dim_x, dim_y, label], api_name="select_model", **LIGHT
                 ).then(user_errors(functools.partial(grid_picture, services)),
@@ -238,6 +264,10 @@ def build(services: Services, start: str) -> GridTab:
     # The axes last drawn by a slider move: where a swapped axis goes. (After a model switch or
     # a link they may be stale; `moved_axes` then picks another free dimension.)
     axes = gr.State((dx0, dy0))
+    # Written on the page itself: no round trip for a line of text.
+    fixed_code.change(None, fixed_code, code_text, js=COMPACT_CODE_JS, api_name="grid_code_text")
+    slides.click(user_errors(functools.partial(grid_for_slides, services, store)), controls, slide_file,
+                 api_name="grid_slides", **DECODE)
     for moved, slider in (("x", dim_x), ("y", dim_y)):
         slider.input(user_errors(functools.partial(axis_moved, services, moved)),
                      [model, dim_x, dim_y, axes, *controls[3:]], [image, fixed_code, dim_x, dim_y, axes],
