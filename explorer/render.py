@@ -142,7 +142,14 @@ def _frame(rows: int, cols: int, scale: int,
         if i % label_every == 0 or i == rows - 1:
             draw.text((geo.left - 4, geo.top + i * geo.cell + geo.cell // 2), text, fill=0, font=small,
                       anchor="rm")
-    draw.text((4, geo.top), y_name, fill=0, font=font(13), anchor="la")
+    # The y name runs up the left edge at mid-height: at the top-left corner the page's caption
+    # of the picture would cover it.
+    name_font = font(13)
+    box = draw.textbbox((0, 0), y_name, font=name_font)
+    label = Image.new("L", (box[2] - box[0] + 2, box[3] - box[1] + 2), 255)
+    ImageDraw.Draw(label).text((1 - box[0], 1 - box[1]), y_name, fill=0, font=name_font)
+    label = label.rotate(90, expand=True)
+    picture.paste(label, (2, max(geo.top, geo.top + rows * geo.cell // 2 - label.height // 2)))
     frame = np.asarray(picture)
     frame.setflags(write=False)
     return frame, geo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
@@ -138,3 +139,19 @@ def test_the_fixed_code_is_shown_on_one_or_two_lines():
     assert grid.compact_code([0.123, -1.3]) == "z0 +0.12, z1 -1.30"
     assert grid.compact_code(None) == ""
     assert len(grid.compact_code([0.5] * 16)) < 200  # about two lines of the text box, not 18 rows
+
+
+def test_the_y_axis_name_is_not_under_the_pictures_caption(services):
+    """The page puts a picture's caption over its top-left corner: the y-axis name runs up the
+    left edge at mid-height instead, and the corner is blank margin."""
+    from explorer import render
+
+    images = torch.zeros(9, 9, 1, 28, 28)
+    picture_, geo = render.labelled_grid(images, [0.0] * 9, [0.0] * 9, "z3", "z11")
+    arr = np.asarray(picture_)
+    assert (arr[:geo.top + 20, :geo.left - 40] == 255).all()  # the caption's corner: blank
+    middle = geo.top + 9 * geo.cell // 2
+    strip = arr[middle - 15:middle + 15, :20]
+    assert (strip < 128).any()  # the name, written up the left edge at mid-height
+    plain, _ = render.labelled_grid(images, [0.0] * 9, [0.0] * 9, "z3", "")
+    assert not np.array_equal(np.asarray(plain)[:, :20], arr[:, :20])

@@ -64,6 +64,22 @@ body.present .chrome, body.present footer, body.present .lead { display: none !i
 body.present .gradio-container { font-size: 1.2rem; max-width: 100% !important; }
 body.present .main-picture img { max-height: calc(100vh - 150px); }
 body.present .main-picture.below-controls img { max-height: calc(100vh - 250px); }
+/* Every tab stays one tap away: the tabs that do not fit the bar wrap onto a second line
+   instead of hiding behind Gradio's "More tabs" menu (5 of 10 did at 390 px). Gradio scopes
+   this CSS under .gradio-container itself, so the rules name its classes directly. */
+.tab-wrapper { flex-wrap: wrap; height: auto !important; }
+.tab-wrapper .overflow-menu > button[aria-label="More tabs"] { display: none !important; }
+.tab-wrapper .overflow-menu { flex: 1 1 100%; }
+.tab-wrapper .overflow-dropdown, .tab-wrapper .overflow-dropdown.hide {
+    display: flex !important; flex-direction: row !important; flex-wrap: wrap; position: static !important;
+    width: 100% !important; box-shadow: none !important; border: none !important; padding: 0 !important;
+    background: none !important; min-width: 0 !important; }
+.tab-wrapper .overflow-dropdown > button { width: auto !important; white-space: nowrap; }
+/* On a phone a row's pieces (a picker and its info, controls beside a picture) stack. */
+@media (max-width: 640px) {
+    .row { flex-wrap: wrap !important; }
+    .row > * { flex: 1 1 100% !important; min-width: 100% !important; }
+}
 """
 
 

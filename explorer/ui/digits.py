@@ -26,6 +26,18 @@ CANVAS = 280
 BRUSH = 18
 
 
+# Clicks the editor's Brush button unless it is already picked (highlighted); the editor may
+# still be mounting when its tab opens, so it looks again for a few seconds.
+PICK_BRUSH_JS = """() => {
+  const pick = (tries) => {
+    const brush = document.querySelector('#SKETCH button[aria-label="Brush"]');
+    if (brush) { if (!brush.classList.contains('highlight')) brush.click(); }
+    else if (tries > 0) setTimeout(() => pick(tries - 1), 100);
+  };
+  pick(40);
+}"""
+
+
 @dataclass
 class DigitInput:
     """The components of one digit input; `preview` is what the tabs read."""
@@ -58,9 +70,17 @@ def uploaded_digit(path: str | None) -> tuple[np.ndarray, str]:
     return digit_picture(intake.digit_from_file(inputs.upload(path))), "your upload, as the model sees it"
 
 
-def drawn_digit(value: dict[str, Any] | None) -> tuple[np.ndarray, str]:
-    """A sketchpad drawing, converted the way MNIST digits were made."""
-    return digit_picture(intake.digit_from_drawing(inputs.drawing(value))), "your drawing, as the model sees it"
+def drawn_digit(value: dict[str, Any] | None) -> tuple[Any, Any]:
+    """A sketchpad drawing, converted the way MNIST digits were made.
+
+    An empty canvas is a warning toast, and the preview keeps its picture: an error would
+    leave an "Error" badge on the preview that outlasts the next good drawing."""
+    try:
+        digit = intake.digit_from_drawing(inputs.drawing(value))
+    except intake.EmptyImageError as err:
+        gr.Warning(str(err))
+        return gr.skip(), gr.skip()
+    return digit_picture(digit), "your drawing, as the model sees it"
 
 
 def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: str,
@@ -84,14 +104,15 @@ def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: st
             with gr.Tab("Upload"):
                 upload = gr.File(label="Image file (any size or colour)", type="filepath",
                                  key=f"{slot}-upload")
-            with gr.Tab("Draw"):
+            with gr.Tab("Draw") as draw_tab:
                 sketch = gr.Sketchpad(
-                    label="Draw a digit (pick the brush tool on the left first)", type="numpy", image_mode="RGBA",
+                    label="Draw a digit", type="numpy", image_mode="RGBA", sources=[], elem_id=f"{slot}-sketch",
                     canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False,
                     brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
                     key=f"{slot}-sketch", buttons=PICTURE_BUTTONS)
                 use = gr.Button("Use this drawing", size="sm")
-        preview = gr.Image(value=initial, label=f"{title} as the model sees it (28x28)",
+        # A short caption: a long one is cut in a 170 px picture ("Digit A as the ... it").
+        preview = gr.Image(value=initial, label="as the model sees it",
                            image_mode="L", type="numpy", format="png", interactive=False,
                            height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview",
                            buttons=PICTURE_BUTTONS)
@@ -100,6 +121,10 @@ def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: st
                  [preview, note], api_name=f"{slot}_from_example", trigger_mode="always_last", **LIGHT)
     upload.upload(user_errors(uploaded_digit), upload, [preview, note],
                   api_name=f"{slot}_from_upload", **LIGHT)
+    # Gradio's editor opens with no tool picked and ignores strokes until the brush is chosen
+    # (it has no setting for the starting tool): pick the brush when the Draw tab opens.
+    draw_tab.select(None, None, None, js=PICK_BRUSH_JS.replace("SKETCH", f"{slot}-sketch"),
+                    api_name=f"{slot}_pick_brush")
     use.click(user_errors(drawn_digit), sketch, [preview, note],
               api_name=f"{slot}_from_drawing", **LIGHT)
     return DigitInput(index, upload, sketch, preview, note, initial)
