@@ -92,11 +92,11 @@ def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
     out = []
     for (name, ckpt, x), nll in zip(autoregressive, maps):
         model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
-        how = "binary (threshold 0.5)" if model.output_kind == "bernoulli" else "256 grey levels"
-        out.append(Score(name, catalog.display_name(name), ckpt.dataset, how, float(nll.sum()), ckpt.metrics.get("test_nll"), nll[0], x[0],
-                         model.output_kind))
+        how = "binary (0.5 threshold)" if model.output_kind == "bernoulli" else "256 grey levels"
+        out.append(Score(name, catalog.display_name(name), ckpt.dataset, how, float(nll.sum()),
+                         ckpt.metrics.get("test_nll"), nll[0], x[0], model.output_kind))
     for (name, ckpt, x), bound in zip(vaes, bounds):
-        out.append(Score(name, catalog.display_name(name), ckpt.dataset, f"binary; VAE bound, k={VAE_SAMPLES}", bound,
+        out.append(Score(name, catalog.display_name(name), ckpt.dataset, f"binary; VAE bound k={VAE_SAMPLES}", bound,
                          metrics.best_vae_nll(ckpt.metrics), None, x[0], "bernoulli"))
     return out
 
@@ -178,7 +178,8 @@ def build(services: Services) -> None:
             first = likelihood(catalog, digit.initial) if digit.initial is not None else None
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
                                   label="-log p(x) of this image under each model", interactive=False,
-                                  wrap=True, elem_id="likelihood-scores")
+                                  wrap=True, column_widths=["28%", "20%", "13%", "13%", "13%", "13%"],
+                                  elem_id="likelihood-scores")
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
                               columns=2, height="auto", object_fit="contain", buttons=PICTURE_BUTTONS)
             text = gr.Markdown(first[2] if first else "")
