@@ -55,7 +55,7 @@ def test_models_have_plain_distinct_names_and_their_metric_explained(catalog, ap
     assert [value for _, value in catalog.choices()] == catalog.latent_names  # values stay checkpoint names
     assert not any("test_" in label for label in shown)
     info = model_info(catalog, "mnist-vae")
-    assert info.startswith("**VAE, 4-D (MNIST)**") and "`mnist-vae`" in info
+    assert info.startswith("**VAE, 4-D (MNIST)** (`mnist-vae`): test negative ELBO")
     assert "test negative ELBO = 123.40 nats per image, an upper bound on -log p(x)" in info
     # Two files of the same kind, size and data: the file name's extra words tell them apart.
     for stem in ("mnist-vae", "mnist-vae-wide"):
@@ -71,7 +71,7 @@ def test_an_importance_weighted_bound_says_its_k(catalog):
         ckpt.metrics.update({"test_iw_nll_k1000": 86.39, "headline": "test_iw_nll_k1000"})
         assert catalog.metric_note("mnist-vae") == (
             "test -log p(x) at most 86.39 nats per image: an importance-weighted bound with k = 1000 samples "
-            "(lower is better; a larger k gives a tighter bound) (stored as `test_iw_nll_k1000 = 86.39`)")
+            "(lower is better; a larger k gives a tighter bound) (`test_iw_nll_k1000 = 86.39`)")
     finally:
         ckpt.metrics.clear()
         ckpt.metrics.update(saved)

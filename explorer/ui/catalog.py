@@ -232,7 +232,7 @@ class Catalog:
         value = scores.get(key) if isinstance(key, str) else None
         if not isinstance(value, (int, float)):
             return ""
-        return f"{self._metric_sentence(name, key, value)} (stored as `{key} = {value:.2f}`)"
+        return f"{self._metric_sentence(name, key, value)} (`{key} = {value:.2f}`)"
 
     def _metric_sentence(self, name: str, key: str, value: float) -> str:
         scores = self.checkpoint(name).metrics

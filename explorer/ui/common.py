@@ -67,7 +67,8 @@ body.present .main-picture.below-controls img { max-height: calc(100vh - 250px);
 /* Every tab stays one tap away: the tabs that do not fit the bar wrap onto a second line
    instead of hiding behind Gradio's "More tabs" menu (5 of 10 did at 390 px). Gradio scopes
    this CSS under .gradio-container itself, so the rules name its classes directly. */
-.tab-wrapper { flex-wrap: wrap; height: auto !important; }
+.tab-wrapper { flex-wrap: wrap; }
+.tab-wrapper:has(.overflow-dropdown > button) { height: auto !important; }  /* only when tabs wrap */
 .tab-wrapper .overflow-menu > button[aria-label="More tabs"] { display: none !important; }
 .tab-wrapper .overflow-menu { flex: 1 1 100%; }
 .tab-wrapper .overflow-dropdown, .tab-wrapper .overflow-dropdown.hide {
@@ -241,13 +242,13 @@ def model_info(catalog: Catalog, name: str) -> str:
     models."""
     ckpt = catalog.checkpoint(name)
     model = ckpt.model
-    description = getattr(model, "description", model.name)
-    lines = [f"**{catalog.display_name(name)}**: {description} on {ckpt.dataset} (checkpoint `{name}`)"]
+    # First line: the plain name, the checkpoint's (what links and the API use), the metric
+    # and what it means; then what the model is. Kept short: some tabs show it unfolded.
     metric = catalog.metric_note(name)
-    if metric:
-        lines.append(metric)
+    lines = [f"**{catalog.display_name(name)}** (`{name}`)" + (f": {metric}" if metric else "")]
     if isinstance(model, LatentModel):
-        lines.append(f"latent dimensions: {model.latent_dim}"
+        lines.append(f"{getattr(model, 'description', model.name)} on {ckpt.dataset}; latent dimensions: "
+                     f"{model.latent_dim}"
                      + (f"; conditional on {model.num_classes} classes" if model.num_classes else ""))
         if latent.inverts(model):
             lines.append("a GAN has no encoder: encoding an image means searching for its code by "

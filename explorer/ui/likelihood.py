@@ -179,7 +179,7 @@ def build(services: Services) -> None:
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
                                   label="-log p(x) of this image under each model", interactive=False,
                                   wrap=True, column_widths=["28%", "20%", "13%", "13%", "13%", "13%"],
-                                  elem_id="likelihood-scores")
+                                  max_height=380, elem_id="likelihood-scores")  # on a 720 px screen
             maps = gr.Gallery(value=first[1] if first else None, label="per-pixel -log p(x_i | x_<i)",
                               columns=2, height="auto", object_fit="contain", buttons=PICTURE_BUTTONS)
             text = gr.Markdown(first[2] if first else "")
