@@ -42,12 +42,15 @@ def test_compare_axes_past_the_smaller_code_or_equal_get_a_sentence_or_a_swap(cl
 
 def test_no_picture_offers_the_share_button(server):
     """Share only works on Hugging Face Spaces ("Must be on Spaces to share." elsewhere): no
-    picture of these tabs shows it. (The Pixel-by-pixel and Three-kinds tabs are checked apart.)"""
+    picture of these tabs shows it. (The Pixel-by-pixel, Three-kinds and codes tabs are checked apart.)"""
     import httpx
 
     config = httpx.get(server[0] + "config").json()
     pictures = [c["props"] for c in config["components"] if c["type"] in ("image", "gallery", "imageeditor")]
-    theirs = ("samples (blue", "prediction at the red", "receptive field", "from p(x|y)", "by Bayes")
+    theirs = ("samples (blue", "prediction at the red", "receptive field", "from p(x|y)", "by Bayes",
+              # the codes tab (explorer/ui/codes.py), checked with its own tab
+              "codes drawn so far", "the prior at the red", "its code map", "input, decode", "codebook usage",
+              "input / VQ-VAE")
     mine = [p for p in pictures if not str(p.get("label", "")).startswith(theirs)]
     assert len(mine) >= 20
     assert all(p.get("buttons") is not None and "share" not in p["buttons"] for p in mine), \
