@@ -50,7 +50,7 @@ from ..models.base import LatentModel
 from ..sampling import CodeStep
 from . import inputs
 from .catalog import Catalog
-from .common import (DECODE, REPLAY, about_model, class_picker, how_to_read, label_or_none, lead, model_info,
+from .common import (PICTURE_BUTTONS, DECODE, REPLAY, about_model, class_picker, how_to_read, label_or_none, lead, model_info,
                      picked_class, user_errors)
 from .digits import digit_input
 from .links import Shareable
@@ -390,12 +390,12 @@ def build(services: Services) -> Shareable | None:
                         seed = gr.Number(value=0, precision=0, minimum=0, label="seed")
                 first = view(services, start, None, 0, total - 1)
                 with gr.Column(scale=2, min_width=330):
-                    picture = gr.Image(value=first[0], type="pil", format="png", interactive=False, height=340,
+                    picture = gr.Image(buttons=PICTURE_BUTTONS, value=first[0], type="pil", format="png", interactive=False, height=340,
                                        # no label badge: it would cover the top row's codes
                                        label="codes drawn so far, over their decode", show_label=False,
                                        elem_id="codes-frame", elem_classes=["main-picture"])
                 with gr.Column(scale=2, min_width=300):
-                    distribution = gr.Image(value=first[1], label="the prior at the red cell", show_label=False,
+                    distribution = gr.Image(buttons=PICTURE_BUTTONS, value=first[1], label="the prior at the red cell", show_label=False,
                                             type="pil", format="png", interactive=False, height=200)
                     status = gr.Markdown(first[2])
             info = about_model(catalog, start)
@@ -411,7 +411,7 @@ def build(services: Services) -> Shareable | None:
                     start_edit = (make_edit(catalog, start, digit.initial, h // 2, w // 2, None)
                                   if digit.initial is not None else None)
                     first_edit = edit_views(services, start, start_edit) if start_edit else None
-                    code_map = gr.Image(value=first_edit[0] if first_edit else None,
+                    code_map = gr.Image(buttons=PICTURE_BUTTONS, value=first_edit[0] if first_edit else None,
                                         label="its code map, edited (click a cell to pick it)", show_label=False,
                                         type="pil", format="png", interactive=False, height=340,
                                         elem_id="codes-map", elem_classes=["main-picture"])
@@ -421,10 +421,10 @@ def build(services: Services) -> Shareable | None:
                         col = gr.Slider(0, w - 1, value=w // 2, step=1, label="column", min_width=100)
                     code = gr.Slider(0, k - 1, value=start_edit.code if start_edit else 0, step=1,
                                      label="code at the picked cell (click a cell of the map to pick one)")
-                    strip = gr.Image(value=first_edit[1] if first_edit else None, show_label=False,
+                    strip = gr.Image(buttons=PICTURE_BUTTONS, value=first_edit[1] if first_edit else None, show_label=False,
                                      label="input, decode, edited decode", type="pil", format="png",
                                      interactive=False, height=130, elem_id="codes-strip")
-                    usage = gr.Image(value=first_edit[2] if first_edit else None, show_label=False,
+                    usage = gr.Image(buttons=PICTURE_BUTTONS, value=first_edit[2] if first_edit else None, show_label=False,
                                      label="codebook usage", type="pil", format="png", interactive=False, height=170)
             edit_note = gr.Markdown(first_edit[3] if first_edit else "")
         with gr.Tab("VQ-VAE vs VAE"):
@@ -441,7 +441,7 @@ def build(services: Services) -> Shareable | None:
                                                label="VAE (or autoencoder)")
                         gr.Markdown("Your image is the one chosen under *Edit the code map*.")
                     with gr.Column(scale=3, min_width=620):
-                        compared = gr.Image(value=first_compare[0], label="input / VQ-VAE / VAE", show_label=False,
+                        compared = gr.Image(buttons=PICTURE_BUTTONS, value=first_compare[0], label="input / VQ-VAE / VAE", show_label=False,
                                             type="pil",
                                             format="png", interactive=False, elem_id="codes-compare",
                                             elem_classes=["main-picture"])

@@ -107,7 +107,7 @@ def controls(catalog: Catalog, left: str, right: str, dim_x: Any, dim_y: Any
     else:
         picker = gr.Dropdown(visible=False)
     return (gr.Slider(maximum=max(dims - 1, 1), value=dx), gr.Slider(maximum=max(dims - 1, 1), value=dy),
-            picker, gr.Image(label=caption(catalog, left, "left")), gr.Image(label=caption(catalog, right, "right")),
+            picker, gr.Image(buttons=PICTURE_BUTTONS, label=caption(catalog, left, "left")), gr.Image(buttons=PICTURE_BUTTONS, label=caption(catalog, right, "right")),
             (dx, dy))
 
 

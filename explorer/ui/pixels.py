@@ -63,7 +63,7 @@ from ..sampling import PixelStep
 from .catalog import Catalog
 from .services import FIELD_CACHE, Memo, Services
 from . import inputs
-from .common import (DECODE, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
+from .common import (PICTURE_BUTTONS, DECODE, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
                      user_errors)
 from .digits import digit_input
 from .links import Shareable
@@ -495,13 +495,13 @@ def build(services: Services) -> Shareable | None:
         previous_button = gr.Button("◀ Pixel", elem_id="pixel-previous", scale=1, min_width=70)
         next_button = gr.Button("Pixel ▶", elem_id="pixel-next", scale=1, min_width=70)
     with gr.Row():
-        picture = gr.Image(value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
+        picture = gr.Image(buttons=PICTURE_BUTTONS, value=first[0], label="samples (blue: not drawn yet; red: the current pixel)",
                            type="pil", format="png", interactive=False, scale=3, elem_id="pixel-frame",
                            elem_classes=["main-picture", "below-controls"])
         with gr.Column(scale=2):
-            distribution = gr.Image(value=first[1], label="prediction at the red pixel", show_label=False,
+            distribution = gr.Image(buttons=PICTURE_BUTTONS, value=first[1], label="prediction at the red pixel", show_label=False,
                                     type="pil", format="png", interactive=False, height=210)
-            field = gr.Image(value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
+            field = gr.Image(buttons=PICTURE_BUTTONS, value=first[2], label="receptive field (green: seen; orange: blind spot; grey: out of reach)",
                              type="pil", format="png", interactive=False, height=240)
     with gr.Row():
         status = gr.Markdown(first[3], elem_id="pixel-status")
