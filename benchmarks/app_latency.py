@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     digit_a, _ = example_digit(services.example, name, 0)
     digit_b, _ = example_digit(services.example, name, 1)
     grid_fn = functools.partial(grid_picture, services, name, *GRID_ARGS.values())
-    interp_fn = functools.partial(interpolation, services, store, name, digit_a, digit_b, "slerp", STEPS, None)
+    interp_fn = functools.partial(interpolation, services, name, digit_a, digit_b, "slerp", STEPS, None)
     grid_wall, grid_cpu = timed(grid_fn, args.repeats)
     interp_wall, interp_cpu = timed(interp_fn, args.repeats)
     load_after_server = os.getloadavg()
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             i_in = [gr.Textbox(), gr.Image(image_mode="L", type="numpy"), gr.Image(image_mode="L", type="numpy"),
                     gr.Textbox(), gr.Number(), gr.Number()]
             i_out = [gr.Image(type="pil", format="png"), gr.Image(image_mode="L", format="png"),
-                     gr.Image(image_mode="L", format="png"), gr.LinePlot(), gr.File(), gr.File(), gr.Markdown()]
+                     gr.Image(image_mode="L", format="png"), gr.LinePlot(), gr.Markdown()]
             go = gr.Button()
         go.click(lambda *_: grid_out, g_in, g_out, api_name="noop_grid", concurrency_limit=2)
         go.click(lambda *_: interp_out, i_in, i_out, api_name="noop_interpolate", concurrency_limit=2)

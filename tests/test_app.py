@@ -19,7 +19,7 @@ from tests.helpers import app_py_serving, free_port, write_fake_dataset
 
 ENDPOINTS = {
     "/select_model", "/grid_for_model", "/grid", "/interpolation_model", "/restore_link", "/share_link",
-    "/interpolate", "/compare", "/compare_controls", "/manifold",
+    "/interpolate", "/interpolation_slides", "/compare", "/compare_controls", "/manifold",
     "/grid_x", "/grid_y", "/grid_slides", "/compare_x", "/compare_y", "/compare_after_models",
     "/manifold_controls", "/replay_run", "/replay_epoch", "/replay_play",
     "/pixel_model", "/pixel_view", "/pixel_next", "/pixel_previous", "/pixel_play", "/likelihood", "/score_source",

@@ -26,8 +26,10 @@ def test_interpolation_outputs_and_exact_endpoints(client, catalog):
     b, _ = client.predict("mnist-vae", 1, api_name="/b_from_example")
     za, zb = model_code_image(catalog, "mnist-vae", a), model_code_image(catalog, "mnist-vae", b)
     for method, steps in (("lerp", 6), ("slerp", 2), ("lerp", 20)):
-        strip, rec_a, rec_b, plot, png, gif, note = client.predict("mnist-vae", handle_file(a), handle_file(b),
-                                                                   method, steps, None, api_name="/interpolate")
+        strip, rec_a, rec_b, plot, note = client.predict("mnist-vae", handle_file(a), handle_file(b),
+                                                         method, steps, None, api_name="/interpolate")
+        png, gif = client.predict("mnist-vae", handle_file(a), handle_file(b), method, steps, None,
+                                  api_name="/interpolation_slides")
         assert note == ""  # the inversion note is for GANs
         tiles = strip_tiles(strip, steps)
         assert np.array_equal(tiles[0], picture(rec_a)) and np.array_equal(tiles[-1], picture(rec_b))
@@ -79,8 +81,8 @@ def test_a_gan_interpolates_between_its_inversions_and_reports_their_error(clien
     gan = "mnist-dcgan"
     a, _ = client.predict(gan, 0, api_name="/a_from_example")
     b, _ = client.predict(gan, 1, api_name="/b_from_example")
-    strip, rec_a, rec_b, plot, png, gif, note = client.predict(gan, handle_file(a), handle_file(b), "lerp", 5,
-                                                               None, api_name="/interpolate")
+    strip, rec_a, rec_b, plot, note = client.predict(gan, handle_file(a), handle_file(b), "lerp", 5,
+                                                     None, api_name="/interpolate")
     model = catalog.checkpoint(gan, "latent").model
     codes = torch.stack([model_code_image(catalog, gan, a), model_code_image(catalog, gan, b)])
     ends = latent.decode(model, codes)

@@ -1,16 +1,17 @@
 """Interpolation tab: encode two digits and walk the code space from one to the other.
 
 Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip, the
-two endpoint reconstructions, the prior log-density along the lerp and slerp paths, the
-strip as a PNG and an animated GIF to download (slide-ready: every pixel 8 or more wide), and
-a note (for a GAN: how well the inversion that stands in for its encoder fitted the two
-digits; otherwise empty). Every control reruns it. `/interpolation_model`: (model, label) ->
-its description and class picker.
+two endpoint reconstructions, the prior log-density along the lerp and slerp paths, and a
+note (for a GAN: how well the inversion that stands in for its encoder fitted the two
+digits; otherwise empty). Every control reruns it. `/interpolation_slides`: the same inputs
+-> the strip as a PNG and an animated GIF for slides (every pixel 8 or more wide), made on
+request. `/interpolation_model`: (model, label) -> its description and class picker.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 
 from .. import intake, latent, render
+from ..models.base import LatentModel
 from .services import Services
 from . import inputs
 from .common import (ENCODE, LIGHT, PICTURE_BUTTONS, FileStore, about_model, how_to_read, lead, class_picker,
@@ -54,10 +56,23 @@ def inversion_note(name: str, errors: tuple[float, float]) -> str:
             "means the generator cannot draw that digit, and the strip starts and ends at its best try.")
 
 
-def interpolation(services: Services, store: FileStore, name: str, image_a: np.ndarray | None,
-                  image_b: np.ndarray | None, method: str, steps: Any, label: Any
-                  ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str, str, str]:
-    """Encode both digits, decode `steps` codes on the chosen path, and package the results."""
+@dataclass
+class Walk:
+    """An interpolation: the decoded path, the two reconstructions and what made them."""
+
+    model: LatentModel
+    decoded: torch.Tensor     # (steps, 1, 28, 28)
+    ends: torch.Tensor        # (2, 1, 28, 28): decode(encode(A)), decode(encode(B))
+    codes: tuple[torch.Tensor, torch.Tensor]
+    errors: tuple[float, float]
+    steps: int
+    method: str
+
+
+def walk(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
+         method: str, steps: Any, label: Any) -> Walk:
+    """Encode both digits and decode `steps` codes on the chosen path (a ValueError says what
+    is wrong with a setting)."""
     catalog = services.catalog
     model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
     image_a, image_b = inputs.image(image_a, "digit A"), inputs.image(image_b, "digit B")
@@ -68,18 +83,33 @@ def interpolation(services: Services, store: FileStore, name: str, image_a: np.n
     y = label_or_none(catalog, name, label)
     z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y)
     z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y)
-    path = latent.interpolate(model, z0, z1, steps, method)  # (steps, D)
-    decoded = latent.decode(model, path, y)  # (steps, 1, 28, 28)
-    ends = latent.decode(model, torch.stack([z0, z1]), y)  # the two reconstructions
-    scale = render.strip_scale(steps)
-    picture = render.strip(decoded, scale)
-    # The downloads are for slides: the strip and the animation's frames at 8x or more.
-    png = store.write(render.png_bytes(render.slide_ready(picture, scale)), f"{name}-{method}", ".png")
-    frames = [render.slide_ready(f, GIF_SCALE) for f in render.frames(decoded, GIF_SCALE)]
-    gif = store.write(render.gif_bytes(frames), f"{name}-{method}", ".gif")
-    note = inversion_note(name, (error_a, error_b)) if latent.inverts(model) else ""
-    return (picture, digit_picture(ends[0]), digit_picture(ends[1]),
-            density_table(services, name, z0, z1, steps), png, gif, note)
+    decoded = latent.decode(model, latent.interpolate(model, z0, z1, steps, method), y)
+    ends = latent.decode(model, torch.stack([z0, z1]), y)
+    return Walk(model, decoded, ends, (z0, z1), (error_a, error_b), steps, method)
+
+
+def interpolation(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
+                  method: str, steps: Any, label: Any) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str]:
+    """The strip, the two reconstructions, the density plot and (for a GAN) the inversion note."""
+    path = walk(services, name, image_a, image_b, method, steps, label)
+    picture = render.strip(path.decoded, render.strip_scale(path.steps))
+    note = inversion_note(name, path.errors) if latent.inverts(path.model) else ""
+    return (picture, digit_picture(path.ends[0]), digit_picture(path.ends[1]),
+            density_table(services, name, *path.codes, path.steps), note)
+
+
+def slides(services: Services, store: FileStore, name: str, image_a: np.ndarray | None,
+           image_b: np.ndarray | None, method: str, steps: Any, label: Any) -> tuple[str, str]:
+    """Downloads for slides, made when asked for (encoding a GIF costs more than the whole
+    interpolation, and a hall moving sliders needs none): the strip as a PNG and the animation
+    as a GIF, every digit pixel 8 or more screen pixels wide."""
+    path = walk(services, name, image_a, image_b, method, steps, label)
+    scale = render.strip_scale(path.steps)
+    png = store.write(render.png_bytes(render.slide_ready(render.strip(path.decoded, scale), scale)),
+                      f"{name}-{path.method}", ".png")
+    frames = [render.slide_ready(f, GIF_SCALE) for f in render.frames(path.decoded, GIF_SCALE)]
+    gif = store.write(render.gif_bytes(frames), f"{name}-{path.method}", ".gif")
+    return png, gif
 
 
 def select(services: Services, name: str, label: Any) -> tuple[str, gr.Dropdown]:
@@ -110,7 +140,7 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         method = gr.Radio(list(latent.METHODS), value="slerp", label="method", scale=1, elem_id="interpolation-method")
         steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps", scale=2)
         label = class_picker(catalog, start)
-    outputs = [None] * 6 + [""]
+    outputs = [None] * 4 + [""]
     strip_slot = gr.Column()  # the strip goes first, above the inputs; filled in below
     with gr.Row():
         with gr.Column():
@@ -118,13 +148,13 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         with gr.Column():
             b = digit_input(services.example, model, "b", "Digit B", default_index=1)
     if start in catalog.latent:
-        outputs = list(interpolation(services, store, start, a.initial, b.initial, "slerp", 10, 0))
+        outputs = list(interpolation(services, start, a.initial, b.initial, "slerp", 10, 0))
     with strip_slot:
         strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                          interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
                          buttons=PICTURE_BUTTONS)
     with strip_slot:
-        note = gr.Markdown(outputs[6])  # how well a GAN's inversion fitted the two digits
+        note = gr.Markdown(outputs[4])  # how well a GAN's inversion fitted the two digits
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
                          interactive=False, height=190, width=170, elem_classes=["pixelated"],
@@ -135,16 +165,17 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         plot = gr.LinePlot(value=outputs[3], x=PLOT_X, y=PLOT_Y, color=PLOT_COLOR,
                            label="prior log-density along the path", height=260, scale=3)
     with gr.Row():
-        png = gr.File(value=outputs[4], label="strip for slides (PNG, 8x or more)")
-        gif = gr.File(value=outputs[5], label="animation for slides (GIF, 12x)")
+        make_slides = gr.Button("Make downloads for slides", scale=0, min_width=220)
+        png = gr.File(label="strip for slides (PNG, 8x or more)")
+        gif = gr.File(label="animation for slides (GIF, 12x)")
     info = about_model(catalog, start)
     how_to_read("**lerp** walks the straight line between the two codes; **slerp** turns along the sphere, "
                 "keeping the length typical of prior codes. The plot shows why that matters: in many "
                 "dimensions the straight line's middle is unusually *close to the centre*, a region the "
                 "decoder rarely saw.")
     controls = [model, a.preview, b.preview, method, steps, label]
-    results = [strip, rec_a, rec_b, plot, png, gif, note]
-    run = functools.partial(interpolation, services, store)
+    results = [strip, rec_a, rec_b, plot, note]
+    run = functools.partial(interpolation, services)
     model.input(user_errors(functools.partial(select, services)), [model, label], [info, label],
                 api_name="interpolation_model", **LIGHT)
     gr.on(
@@ -152,5 +183,11 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         fn=user_errors(run), inputs=controls, outputs=results,
         api_name="interpolate", trigger_mode="always_last", show_progress="minimal", **ENCODE,
     )
+    # Settings moved since the last downloads: those files no longer match the strip.
+    gr.on(triggers=[model.input, method.input, steps.input, label.input, a.preview.change, b.preview.change],
+          fn=lambda: (None, None), inputs=None, outputs=[png, gif], api_name="interpolation_slides_stale",
+          api_visibility="private", queue=False)
+    make_slides.click(user_errors(functools.partial(slides, services, store)), controls, [png, gif],
+                      api_name="interpolation_slides", **ENCODE)
     return Shareable("interpolation", ("model", "a", "b", "method", "steps"), [model, a.index, b.index, method, steps],
                      functools.partial(restore, services), redraw=(run, controls, results))
