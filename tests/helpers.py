@@ -264,3 +264,40 @@ def benchmark_setup(tiny_trained_dir: Path, tmp_path: Path, stems: tuple[str, ..
     for stem in stems:
         shutil.copy(tiny_trained_dir / f"{stem}.safetensors", folder)
     return folder, write_fake_dataset(tmp_path / "data", n_train=n_train, n_test=n_test)
+
+
+# --- a real browser: Debian's Chromium driven by Playwright (tests skip where it is absent) ---
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's "
+                                    "chromium (apt-get install chromium) to run the browser tests")
+
+
+def serve_on_loopback(demo) -> str:
+    """Launch a built app on a free loopback port, in this process; its address."""
+    from explorer.ui import launch
+
+    _, local_url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                             quiet=True, ssr_mode=False)
+    return local_url
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """A headless Chromium browser, closed afterwards."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def browser_page(viewport: dict) -> Iterator:
+    """One page of a fresh browser at the given viewport size."""
+    with chromium() as browser:
+        yield browser.new_page(viewport=viewport)

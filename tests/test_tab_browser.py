@@ -6,47 +6,33 @@ table's width. Skipped with a reason where the browser is not installed.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from explorer.ui import Catalog, build_demo, launch
-from tests.helpers import write_fake_dataset
+from explorer.ui import Catalog, build_demo
+from tests.helpers import chromium, needs_chromium, serve_on_loopback, write_fake_dataset
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT = 30_000
 # The tab buttons a person sees: the bar's, and those Gradio moves out of it when they do not fit
 # (not its hidden copy, which it measures).
 TAB_BUTTONS = ".tab-wrapper > .tab-container:not(.visually-hidden) button, .tab-wrapper .overflow-dropdown > button"
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's chromium "
-                       "(apt-get install chromium) to run the browser tests"),
-]
+pytestmark = [needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def url(tiny_trained_dir: Path, tmp_path_factory):
     data = write_fake_dataset(tmp_path_factory.mktemp("browser-tabs-data"))
     demo = build_demo(Catalog.from_folder(tiny_trained_dir, data_dir=data, download=False), warm_up=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, local_url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
-                             quiet=True, ssr_mode=False)
-    yield local_url
+    yield serve_on_loopback(demo)
     demo.close()
 
 
 @pytest.fixture
 def page_at(url: str):
     """Opens the app at a viewport size; closes the browser afterwards."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
 
         def open_page(width: int = 1280, height: int = 900):
             page = browser.new_page(viewport={"width": width, "height": height})
@@ -55,10 +41,7 @@ def page_at(url: str):
             page.wait_for_timeout(500)
             return page
 
-        try:
-            yield open_page
-        finally:
-            browser.close()
+        yield open_page
 
 
 def visible(page, css: str):
