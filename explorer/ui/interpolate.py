@@ -153,7 +153,6 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                          interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
                          buttons=PICTURE_BUTTONS)
-    with strip_slot:
         note = gr.Markdown(outputs[4])  # how well a GAN's inversion fitted the two digits
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",

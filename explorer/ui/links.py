@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import gradio as gr
@@ -61,7 +61,6 @@ class Shareable:
     restore: Callable[[dict[str, str]], list[Any]]
     redraw: tuple[Callable[..., Any], Sequence[gr.components.Component], Sequence[gr.components.Component]] | None = None
     share: Callable[..., dict[str, Any]] | None = None   # values of `components` -> parameters; default: as they are
-    _offset: int = field(default=0, repr=False)
 
 
 def preset_query(params: dict[str, str]) -> str:
@@ -71,7 +70,7 @@ def preset_query(params: dict[str, str]) -> str:
 def presets_markdown(loaded: set[str], tabs: set[str]) -> str:
     """The presets whose model is loaded and whose tab is on the page, as a list of links."""
     rows = [f"- [{title}]({preset_query(params)}): {why}" for title, why, params in PRESETS
-            if params["tab"] in tabs and params.get("model", next(iter(loaded), "")) in loaded]
+            if params["tab"] in tabs and ("model" not in params or params["model"] in loaded)]
     return "\n".join(rows) if rows else "No preset fits the models loaded here."
 
 
