@@ -4,6 +4,7 @@ off and on, and before vs after the op-count work in the model code; plus a pair
     python -m benchmarks.training_speed --threads 1                         # every family, ~10 min
     python -m benchmarks.training_speed --only pixelcnn gated_pixelcnn --steps 5
     python -m benchmarks.training_speed --paired --data-dir ../shared/data  # + fp32 vs bf16 test NLL
+    python -m benchmarks.training_speed --compile       # + eager vs torch.compile (minutes per family)
 
 One step = what `python -m train` does per batch (the family's recipe: forward, backward,
 optimizer), at batch 64 on random binary 28x28 images, each model at its shipped size. Each
@@ -97,6 +98,35 @@ def time_settings(name: str, config: dict, steps: int, batch: int = 64) -> dict[
     return {label: statistics.median(t) for label, t in times.items()}
 
 
+def time_compiled(name: str, config: dict, steps: int, batch: int = 64) -> tuple[float, float, float]:
+    """(eager, compiled) median seconds per step and compile seconds, in the precision `auto`
+    picks here and the recipe's layout: does `torch.compile` (inductor) pay for training?
+
+    The recipe's step is compiled as it is; `loss.backward()` and the optimizer step break the
+    graph, so the compiled parts are the forward passes (and, through AOTAutograd, their
+    backward passes). The first compiled step pays for compilation: reported apart."""
+    recipe = families.RECIPES[name]
+    cpu = torch.device("cpu")
+    prec = precision.resolve("auto", cpu)
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build(name, config).to(memory_format=precision.memory_format(recipe.channels_last)).train()
+        opts = recipe.make_optimizers(model, {**(recipe.defaults or {})})
+        x = precision.to_layout((torch.rand(batch, 1, 28, 28) > 0.5).float(), recipe.channels_last)
+        y = torch.arange(batch) % 10
+        step = torch.compile(recipe.step) if compiled else recipe.step
+        times = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            with precision.autocast(prec, cpu):
+                step(model, opts, x, y)
+            times.append(time.perf_counter() - t0)
+        results.append((statistics.median(times[1:]), times[0]))
+    (eager, _), (fast, first) = results
+    return eager, fast, first - fast
+
+
 def paired_run(data_dir: str | None, threads: int) -> list[tuple[str, float, float]]:
     """(precision, test NLL in nats, seconds) for the same small PixelCNN trained in fp32 and bf16."""
     rows = []
@@ -121,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps per setting (median reported)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--paired", action="store_true", help="also the paired fp32 vs bf16 quality run")
+    p.add_argument("--compile", action="store_true",
+                   help="also eager vs torch.compile per family (needs a C++ compiler; minutes per family)")
     p.add_argument("--data-dir", help="IDX folder for --paired")
     p.add_argument("--report", type=Path, default=REPORT)
     a = p.parse_args(argv)
@@ -152,6 +184,23 @@ def main(argv: list[str] | None = None) -> None:
                f"{t['fp32'] / t['fp32 before']:.2f} | {t['fp32'] / t['bf16']:.2f}x | {t['fp32'] / t['fp32 + CL']:.2f}x |")
         print(row, flush=True)
         lines.append(row)
+
+    if a.compile:
+        prec = precision.resolve("auto", cpu)
+        lines += ["", "## torch.compile: does it pay for training?", "",
+                  f"The recipe's step under `torch.compile` (inductor, default mode) vs eager, both in {prec} "
+                  "(what `--precision auto` picks here) and the recipe's layout; milliseconds per step, "
+                  "median of --steps after the first; compile time is the first compiled step's excess.", "",
+                  "| family | eager | compiled | speed-up | compile s |", "|---|---|---|---|---|"]
+        for name in names:
+            try:
+                eager, fast, compile_s = time_compiled(name, SHIPPED_SIZES[name], a.steps)
+                row = (f"| {name} | {eager * 1000:.0f} | {fast * 1000:.0f} | {eager / fast:.2f}x | "
+                       f"{compile_s:.0f} |")
+            except Exception as error:  # a compiler missing or failing is a finding, not a crash
+                row = f"| {name} | | | failed: {type(error).__name__}: {str(error).splitlines()[0][:80]} | |"
+            print(row, flush=True)
+            lines.append(row)
 
     if a.paired:
         rows = paired_run(a.data_dir, a.threads)

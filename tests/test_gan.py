@@ -12,7 +12,8 @@ from train.__main__ import main
 TINY = {"latent_dim": 8, "channels": 4}
 
 
-@pytest.mark.parametrize("name,cfg", [("dcgan", TINY), ("wgan_gp", TINY), ("gan", {"latent_dim": 8, "hidden": 16})])
+@pytest.mark.parametrize("name,cfg", [("dcgan", TINY), ("wgan_gp", TINY), ("gan", {"latent_dim": 8, "hidden": 16}),
+                                      ("gan", {**TINY, "generator": "conv", "discriminator": "conv"})])
 def test_generator_shapes_and_range(name, cfg):
     model = build(name, cfg).eval()
     z = model.sample_latent(6, torch.Generator().manual_seed(0))
@@ -103,6 +104,16 @@ def test_the_plain_gan_takes_a_convolutional_discriminator_without_batch_norm():
     assert model.critic(x).shape == (5,)
     # Each image's score depends on that image alone (nothing compares the batch).
     torch.testing.assert_close(model.critic(x)[:2], model.critic(x[:2]))
-    for bad in ({"discriminator": "transformer"}, {"g_steps": 0}):
+    for bad in ({"discriminator": "transformer"}, {"generator": "transformer"}, {"g_steps": 0}):
         with pytest.raises(ValueError):
             build("gan", bad)
+
+
+def test_the_plain_gan_takes_a_convolutional_generator_without_batch_norm():
+    # Batch norm would tie each sample to the rest of its batch; the collapse the plain GAN is
+    # there to show must come from the game alone, one z at a time.
+    model = build("gan", {**TINY, "generator": "conv"}).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.generator.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.generator.modules())
+    z = model.sample_latent(4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model.generate(z)[:1], model.generate(z[:1]))

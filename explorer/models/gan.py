@@ -197,17 +197,20 @@ class PlainGAN(_GAN):
     name = "gan"
     description = "plain GAN"
     defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1,
-                "discriminator": "mlp", "channels": 16, "num_classes": 0, "data_shape": [1, 28, 28]}
+                "generator": "mlp", "discriminator": "mlp", "channels": 16, "num_classes": 0,
+                "data_shape": [1, 28, 28]}
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
         if self.config["g_loss"] not in ("saturating", "non_saturating"):
             raise ValueError("g_loss must be 'saturating' or 'non_saturating'")
-        if self.config["discriminator"] not in ("mlp", "conv"):
-            raise ValueError("discriminator must be 'mlp' or 'conv'")
+        for part in ("generator", "discriminator"):
+            if self.config[part] not in ("mlp", "conv"):
+                raise ValueError(f"{part} must be 'mlp' or 'conv'")
         if int(self.config["g_steps"]) < 1:
             raise ValueError("g_steps must be at least 1")
-        self.generator = _mlp_generator(self.latent_dim, self.config["hidden"])
+        self.generator = (_dcgan_generator(self.latent_dim, self.config["channels"], batch_norm=False)
+                          if self.config["generator"] == "conv" else _mlp_generator(self.latent_dim, self.config["hidden"]))
         self.discriminator = (_dcgan_discriminator(self.config["channels"], batch_norm=False)
                               if self.config["discriminator"] == "conv" else _mlp_discriminator(self.config["hidden"]))
 
