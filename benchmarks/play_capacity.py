@@ -25,8 +25,12 @@ used over the level. Target (issue 16): at 60
 players the first frame within 2 s (p95) and every play within 1.5x its playback time.
 
 The clients do not download the pictures (a browser fetches them as plain files); all the
-players' sessions are polled by one thread every POLL seconds, so the client side costs
-little of the machine the server runs on. The load average is reported beside each level:
+players' sessions are polled by one thread every POLL seconds, and they connect without
+loading certificates (`ssl_verify=False`: loopback HTTP has no TLS; gradio_client makes a new
+httpx client for every call and every stream, and loading the CA bundle cost 81 ms of CPU
+each, so 60 players spent about 8 s of the benchmark's CPU sending their Play and held back
+the first frames by seconds). The benchmark's own CPU time is reported per level beside the
+server's, to tell a slow client from a slow server. The load average is reported beside each level:
 other work on the machine (trainings) slows the server. Writes benchmarks/reports/play_capacity.md.
 """
 
@@ -99,7 +103,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def level_row(label: str, plays: list[Play], nominal: float, cpu: float) -> str:
+def level_row(label: str, plays: list[Play], nominal: float, cpu: float, client_cpu: float) -> str:
     firsts = [p.first for p in plays if p.first is not None]
     finishes = [p.finish for p in plays if p.finish is not None]
     errors = sum(p.error is not None for p in plays)
@@ -111,7 +115,7 @@ def level_row(label: str, plays: list[Play], nominal: float, cpu: float) -> str:
     return (f"| {label} | {len(plays)} | {errors} | {p50:.2f} | {report.percentile(firsts, 0.95):.2f} | "
             f"{f50:.2f} | {report.percentile(finishes, 0.95):.2f} | {nominal:.2f} | {worst:.2f} | "
             f"{statistics.median(shown) if shown else 0:.0f} | {least} | "
-            f"{cpu:.1f} | {os.getloadavg()[0]:.1f} |")
+            f"{cpu:.1f} | {client_cpu:.2f} | {os.getloadavg()[0]:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
              f"its own gradio_client session. A play: {frames} frames ({args.speed} pixels per frame) at "
              f"{pixels.FPS} a second, nominally {nominal:.2f} s. Times in seconds from pressing Play.", "",
              "| players | plays | errors | first frame p50 | first frame p95 | finish p50 | finish p95 | "
-             "nominal | worst finish / nominal | frames shown p50 | frames shown min | server CPU s | load average |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "nominal | worst finish / nominal | frames shown p50 | frames shown min | server CPU s | client CPU s | "
+             "load average |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     server = start_server(args.trained, port)
     notes: list[str] = []
     try:
@@ -155,16 +160,17 @@ def main(argv: list[str] | None = None) -> int:
             for level, (n, opened, distinct) in enumerate(levels):
                 rehearsal = level == 0
                 n = max(n, 1)
-                clients = list(pool.map(lambda _: Client(url, verbose=False, download_files=False), range(n)))
+                clients = list(pool.map(lambda _: Client(url, verbose=False, download_files=False, ssl_verify=False), range(n)))
                 if opened:
                     list(pool.map(lambda c: c.predict(args.latent_model, 0, 1, None, None, api_name="/select_model"),
                                   clients))
                 seeds = [1000 + i if distinct else pixels.START_SEED for i in range(n)]
-                before = cpu_seconds(server.pid)
+                before, client_before = cpu_seconds(server.pid), time.process_time()
                 plays = press_play(clients, seeds, args.model, args.speed, nominal + args.timeout)
                 label = ("1, the first play after start-up" if rehearsal else f"{n} opened, a seed each" if distinct
                          else f"{n} opened" if opened else f"{n}")
-                lines.append(level_row(label, plays, nominal, cpu_seconds(server.pid) - before))
+                lines.append(level_row(label, plays, nominal, cpu_seconds(server.pid) - before,
+                                       time.process_time() - client_before))
                 print(lines[-1], flush=True)
                 notes += [f"- {label}: {play.error}" for play in plays if play.error][:5]
                 if server.poll() is not None:

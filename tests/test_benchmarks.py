@@ -77,12 +77,12 @@ def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained
     rows = {row[0]: row for row in table_rows(text, "") if row[0][:1].isdigit()}
     assert set(rows) == {"1, the first play after start-up", "1", "2", "2 opened", "2 opened, a seed each"}
     for label, row in rows.items():
-        plays, errors, p50, p95, f50, f95, nominal_s, worst, shown, least, cpu, load = row[1:]
+        plays, errors, p50, p95, f50, f95, nominal_s, worst, shown, least, cpu, client_cpu, load = row[1:]
         assert (plays, errors, nominal_s) == (label[0], "0", f"{nominal:.2f}")
         assert 0 < float(p50) <= float(p95) <= float(f95) and float(p50) <= float(f50) <= float(f95)
         # A play cannot end before its frames' time: the last comes (frames - 1) / FPS after the first.
         assert float(f50) >= (frames - 1) / pixels.FPS
         assert float(worst) >= float(f95) / nominal - 0.01      # the worst play is at least the p95 one
         assert 2 <= int(least) <= int(shown) <= frames          # the first and the last at least
-        assert float(cpu) > 0 and float(load) >= 0
+        assert float(cpu) > 0 and float(client_cpu) >= 0 and float(load) >= 0
     assert "Problems:" not in text

@@ -145,6 +145,28 @@ def test_stop_cancels_a_stream_and_the_app_goes_on(client):
     assert position == 6
 
 
+def test_more_plays_than_gradios_default_40_workers_all_start_at_once(server):
+    """Gradio's queue runs at most `max_threads` events at once over all pools (40 by default):
+    the 41st of a hall's plays waited for a whole play to end. Every one of 48 long plays
+    (784 frames, 52 s) must show its first frame within seconds."""
+    from gradio_client import Client
+
+    players = 48
+    hall = Client(server[0], verbose=False, download_files=False, ssl_verify=False, max_workers=players)
+    try:
+        jobs = [hall.submit(*view_args(samples=1, name="mnist-gated_pixelcnn"), 784, 1, api_name="/pixel_play")
+                for _ in range(players)]
+        deadline = time.monotonic() + 30
+        while not all(job.outputs() for job in jobs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = sum(bool(job.outputs()) for job in jobs)
+        for job in jobs:
+            job.cancel()
+        assert started == players
+    finally:
+        hall.close()
+
+
 def test_completion_keeps_the_given_rows(client, catalog):
     preview, _ = client.predict("mnist-pixelcnn", 2, api_name="/complete_from_example")
     given = np.asarray(Image.open(preview)) >= 128                        # thresholded at 0.5

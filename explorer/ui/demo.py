@@ -131,7 +131,25 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
     kwargs.setdefault("max_file_size", "50mb")
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("state_session_capacity", SESSIONS)
+    kwargs.setdefault("max_threads", worker_slots(demo))
     return demo.launch(**kwargs)
+
+
+def worker_slots(demo: gr.Blocks) -> int:
+    """How many events the queue may run at once: the sum of every pool's own limit. Gradio's
+    queue has one more limit over all pools, `max_threads` (40 by default), so with its default
+    the 41st of 60 plays pressed at once waited for a whole play (13 s) to end although the
+    play pool has 256 slots (benchmarks/reports/play_capacity.md). Its thread limiter, the same
+    number, only bounds threads the pools already bound (each sync handler runs in its pool's
+    slot) and the brief pre- and postprocessing of values."""
+    queue = demo._queue
+    limits: dict[str, int] = {}
+    for fn in demo.fns.values():
+        if fn.fn is None or not fn.queue:
+            continue
+        limit = queue.default_concurrency_limit if fn.concurrency_limit == "default" else fn.concurrency_limit
+        limits[fn.concurrency_id] = min(limits.get(fn.concurrency_id, limit or 1), limit or 1)
+    return max(40, sum(limits.values()))
 
 
 def configure_pil() -> None:
