@@ -8,6 +8,8 @@ device. Tests pass `device="cpu"`, or a GPU's where there is one.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from . import latent, metrics
@@ -21,25 +23,31 @@ SCORE_SECONDS = 30
 
 
 def encode(model: LatentModel, x: torch.Tensor, label: int | None = None,
-           device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+           device: str | torch.device = "cpu", progress: Callable[[int, int], None] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes (N, D) of images (N, C, H, W) in [0, 1], and each reconstruction's mean squared
     error per pixel (N,), worked out on `device` (the CPU unless told). For a GAN the codes
-    come from inversion (an optimisation): call `invert` for that."""
+    come from inversion (an optimisation): call `invert` for that; `progress` follows it
+    (see `latent.encode`)."""
     dev = torch.device(device)
     on = placed(model, dev)
     xd = x.to(dev)
-    code = latent.encode(on, xd, label)
+    code = latent.encode(on, xd, label, progress=progress)
     error = latent.reconstruction_error(on, xd, code, label)
     return code.cpu(), error.cpu()
 
 
 @heavy(INVERT_SECONDS)
 def invert(model: LatentModel, x: torch.Tensor, label: int | None = None,
-           device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           device: str | torch.device | None = None, progress: Callable[[int, int], None] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """`encode` as heavy work, on a GPU where one is attached: for a GAN, whose encoder is an
     optimisation. (An encoder network is one quick pass: `encode` runs it on the CPU and
-    spends no quota; on ZeroGPU, CUDA outside a decorated call is only an emulation.)"""
-    return encode(model, x, label, work_device(device))
+    spends no quota; on ZeroGPU, CUDA outside a decorated call is only an emulation.)
+    `progress` must pickle (ZeroGPU runs the call in another process): the app passes a
+    `ui.common.InversionProgress`, which reports through Gradio's progress, and ZeroGPU
+    forwards those reports to the page."""
+    return encode(model, x, label, work_device(device), progress)
 
 
 @heavy(SCORE_SECONDS)

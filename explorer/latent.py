@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
@@ -123,15 +123,17 @@ def decode(model: LatentModel, z: torch.Tensor, label: int | None = None,
 
 
 def encode(model: LatentModel, x: torch.Tensor, label: int | torch.Tensor | None = None,
-           batch: int = DECODE_BATCH) -> torch.Tensor:
+           batch: int = DECODE_BATCH, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Codes (N, D) of images (N, C, H, W) in [0, 1]; `label`: one class for all, or (N,) classes
-    (used by conditional models only).
+    (used by conditional models only). `progress`: for a model that inverts (a GAN), called
+    with (steps done, steps) as its optimisation goes, once over for each batch.
 
     Not wrapped in no_grad: a GAN's encoder is an optimisation (inversion) that needs
     gradients; it manages them itself. The result is detached.
     """
     y = model._check_labels(label, len(x), x.device)   # one class for all, or one per image
-    out = [model.encode(x[i:i + batch], None if y is None else y[i:i + batch]).detach()
+    how = {"progress": progress} if progress is not None and inverts(model) else {}
+    out = [model.encode(x[i:i + batch], None if y is None else y[i:i + batch], **how).detach()
            for i in range(0, len(x), batch)]
     return torch.cat(out) if out else torch.empty(0, model.latent_dim)
 

@@ -60,3 +60,56 @@ def test_a_gan_is_inverted_once_per_image_and_an_encoder_never_asks_for_a_gpu(se
     assert second[0] == first[0] and len(inverted) == 1
     encode_tab.encode(services, "mnist-vae", image, None)
     assert len(inverted) == 1
+
+
+class RecordedProgress:
+    """Stands in for the gr.Progress Gradio hands a handler: records what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, int], str]] = []
+
+    def __call__(self, progress, desc=None, total=None, unit="steps"):
+        self.calls.append((progress, desc))
+
+
+def test_a_gan_encode_reports_its_inversion_step_by_step_and_the_code_is_unchanged(services, catalog):
+    model = catalog.checkpoint("mnist-dcgan", "latent").model
+    steps = model.inversion["steps"]
+    image = (np.random.default_rng(7).random((28, 28)) * 255).astype(np.uint8)
+    progress = RecordedProgress()
+    code, _, _ = encode_tab.encode(services, "mnist-dcgan", image, None, progress)
+    x = intake.prepare_digit(image).unsqueeze(0)
+    assert code == pytest.approx(latent.encode(model, x)[0].tolist(), abs=1e-5)
+    done = [p[0] for p, _ in progress.calls]
+    assert progress.calls[0] == ((0, steps), f"inverting the generator: step 0 of {steps}")
+    assert progress.calls[-1] == ((steps, steps), f"inverting the generator: step {steps} of {steps}")
+    assert done == sorted(done) and 10 <= len(done) <= steps + 1
+    assert all(p == (d, steps) and desc == f"inverting the generator: step {d} of {steps}"
+               for (p, desc), d in zip(progress.calls, done))
+    again = RecordedProgress()                      # remembered: no inversion, nothing to report
+    assert encode_tab.encode(services, "mnist-dcgan", image, None, again)[0] == code and again.calls == []
+    vae = RecordedProgress()                        # an encoder network: one quick pass, no progress line
+    encode_tab.encode(services, "mnist-vae", image, None, vae)
+    assert vae.calls == []
+
+
+def progress_lines(job) -> list[str]:
+    """Every progress description the client received for a finished job, in order."""
+    lines = []
+    while not job.communicator.updates.empty():
+        update = job.communicator.updates.get_nowait()
+        for unit in getattr(update, "progress_data", None) or []:
+            lines.append(unit.desc)
+    return lines
+
+
+def test_the_encode_endpoint_streams_the_inversion_progress_of_a_gan(client, catalog, tmp_path):
+    steps = catalog.checkpoint("mnist-dcgan", "latent").model.inversion["steps"]
+    path = tmp_path / "noise.png"
+    Image.fromarray((np.random.default_rng(8).random((28, 28)) * 255).astype(np.uint8)).save(path)
+    job = client.submit("mnist-dcgan", handle_file(str(path)), None, api_name="/encode")
+    code, _, note = job.result()
+    lines = progress_lines(job)
+    assert lines and all(line.startswith("inverting the generator: step ") and line.endswith(f" of {steps}")
+                         for line in lines)
+    assert "found by optimisation" in note and len(code) == catalog.checkpoint("mnist-dcgan", "latent").model.latent_dim

@@ -102,3 +102,22 @@ def test_there_is_no_interpolate_button(server):
 
     config = httpx.get(server[0] + "config").json()
     assert not [c for c in config["components"] if c["type"] == "button" and c["props"].get("value") == "Interpolate"]
+
+
+def test_a_gans_interpolation_shows_the_progress_of_both_inversions(client, catalog, tmp_path):
+    from tests.test_tab_encode import progress_lines
+
+    steps = catalog.checkpoint("mnist-dcgan", "latent").model.inversion["steps"]
+    ends = []
+    for seed in (11, 12):                       # images no other test encoded: both are inverted here
+        ends.append(tmp_path / f"noise-{seed}.png")
+        Image.fromarray((np.random.default_rng(seed).random((28, 28)) * 255).astype(np.uint8)).save(ends[-1])
+    job = client.submit("mnist-dcgan", handle_file(str(ends[0])), handle_file(str(ends[1])), "lerp", 5, None,
+                        api_name="/interpolate")
+    *_, note = job.result()
+    lines = progress_lines(job)
+    assert "GAN inversion" in note and lines
+    assert all(line.startswith("inverting the generator for digit ") and line.endswith(f" of {steps}")
+               for line in lines)
+    order = [line.split("digit ")[1][0] for line in lines]      # A's steps, then B's
+    assert order == sorted(order)

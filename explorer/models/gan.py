@@ -29,6 +29,7 @@ images works for GANs as for VAEs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -99,11 +100,13 @@ class _GAN(LatentModel):
         return self.discriminator(x).squeeze(1)
 
     def invert(self, x: torch.Tensor, generator: torch.Generator | None = None, restarts: int | None = None,
-               steps: int | None = None) -> Inversion:
+               steps: int | None = None, progress: Callable[[int, int], None] | None = None) -> Inversion:
         """Find z with decode(z) close to x (images in [0, 1]) by gradient descent from several starts.
 
         Minimises mean squared error plus a small ||z||^2 term (keeps codes where the prior
-        puts them); keeps, per image, the restart with the lowest error.
+        puts them); keeps, per image, the restart with the lowest error. `progress`, if given,
+        is called with (steps done, steps) before the first step and after each (it takes a
+        second or two: the app shows how far it is).
         """
         cfg = self.inversion
         restarts = restarts or cfg["restarts"]
@@ -121,13 +124,17 @@ class _GAN(LatentModel):
             z = self.sample_latent(restarts * n, generator).to(x.device).requires_grad_(True)
             target = x.repeat(restarts, 1, 1, 1)
             opt = torch.optim.Adam([z], lr=cfg["lr"])
+            if progress is not None:
+                progress(0, steps)
             with torch.enable_grad():
-                for _ in range(steps):
+                for step in range(steps):
                     err = (self.decode(z) - target).pow(2).flatten(1).mean(1)
                     loss = err.sum() + cfg["prior_weight"] * z.pow(2).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                    if progress is not None:
+                        progress(step + 1, steps)
             with torch.no_grad():
                 err = (self.decode(z) - target).pow(2).flatten(1).mean(1).view(restarts, n)
                 best = err.argmin(0)                                        # (N,)
@@ -138,9 +145,11 @@ class _GAN(LatentModel):
                 p.requires_grad_(f)
             self.train(was_training)
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Codes for images by generator inversion (deterministic: a fixed seed)."""
-        return self.invert(x, torch.Generator().manual_seed(0)).z
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None,
+               progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Codes for images by generator inversion (deterministic: a fixed seed); `progress` as
+        for `invert`."""
+        return self.invert(x, torch.Generator().manual_seed(0), progress=progress).z
 
 
 @register

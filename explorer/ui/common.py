@@ -191,6 +191,22 @@ class ModelSlider(gr.Slider):
         return payload
 
 
+class InversionProgress:
+    """A GAN's inversion (a second or two of optimisation) reported on the page as a progress
+    line, "inverting the generator: step 40 of 120", about REPORTS times over the run. A plain
+    class, not a closure: ZeroGPU pickles it into the process that runs the inversion and sends
+    its reports back to Gradio."""
+
+    REPORTS = 24
+
+    def __init__(self, progress: gr.Progress, what: str = "inverting the generator") -> None:
+        self.progress, self.what = progress, what
+
+    def __call__(self, done: int, total: int) -> None:
+        if done % max(1, total // self.REPORTS) == 0 or done == total:
+            self.progress((done, total), desc=f"{self.what}: step {done} of {total}", unit="steps")
+
+
 def digit_picture(image: torch.Tensor) -> np.ndarray:
     """(1, 28, 28) in [0, 1] -> uint8 (28, 28) for a preview component."""
     return to_uint8(image)

@@ -16,19 +16,22 @@ import numpy as np
 from .. import intake, latent
 from .services import Services
 from . import inputs
-from .common import PICTURE_BUTTONS, ENCODE, LIGHT, class_picker, digit_picture, label_or_none, lead, user_errors
+from .common import (PICTURE_BUTTONS, ENCODE, LIGHT, InversionProgress, class_picker, digit_picture, label_or_none,
+                     lead, user_errors)
 from .digits import digit_input
 
 
-def encode(services: Services, name: str, picture: np.ndarray | None, label: Any
-           ) -> tuple[list[float], np.ndarray, str]:
-    """The code of one picture under the model, its decoding (28x28 uint8) and a note."""
+def encode(services: Services, name: str, picture: np.ndarray | None, label: Any,
+           progress: gr.Progress = gr.Progress()) -> tuple[list[float], np.ndarray, str]:
+    """The code of one picture under the model, its decoding (28x28 uint8) and a note; a GAN's
+    inversion shows its progress on the page."""
     picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick, upload or draw an image to encode.")
     model = services.catalog.checkpoint(inputs.model_name(services.catalog, name, "latent"), "latent").model
     y = label_or_none(services.catalog, name, label)
-    code, error = services.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y)
+    code, error = services.encode_with_error(name, intake.prepare_digit(np.asarray(picture)), y,
+                                             InversionProgress(progress))
     decoded = latent.decode(model, code.unsqueeze(0), y)[0]
     how = ("found by optimisation (a GAN has no encoder), " if latent.inverts(model)
            else "the mean of q(z|x), " if getattr(model, "variational", False) else "")
@@ -62,4 +65,6 @@ def build(services: Services, start: str) -> None:
     gr.on(triggers=[run.click, model.change, label.input, digit.preview.change],
           fn=user_errors(functools.partial(encode, services)), inputs=[model, digit.preview, label],
           outputs=[code, decoded, note], api_name="encode", trigger_mode="always_last",
-          show_progress="minimal", **ENCODE)
+          # The progress line of a GAN's inversion, over the note (an encoder network's pass
+          # is too quick to show one).
+          show_progress="full", show_progress_on=[note], **ENCODE)

@@ -25,7 +25,7 @@ from ..models.base import LatentModel
 from .services import Services
 from . import inputs
 from .common import (ENCODE, LIGHT, PICTURE_BUTTONS, FileStore, about_model, how_to_read, lead, class_picker,
-                     digit_picture, label_or_none, model_info, user_errors)
+                     InversionProgress, digit_picture, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import digit_input
 
@@ -70,9 +70,9 @@ class Walk:
 
 
 def walk(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
-         method: str, steps: Any, label: Any) -> Walk:
+         method: str, steps: Any, label: Any, progress: gr.Progress | None = None) -> Walk:
     """Encode both digits and decode `steps` codes on the chosen path (a ValueError says what
-    is wrong with a setting)."""
+    is wrong with a setting); `progress` shows a GAN's inversion of each on the page."""
     catalog = services.catalog
     model = catalog.checkpoint(inputs.model_name(catalog, name, "latent"), "latent").model
     image_a, image_b = inputs.image(image_a, "digit A"), inputs.image(image_b, "digit B")
@@ -81,17 +81,22 @@ def walk(services: Services, name: str, image_a: np.ndarray | None, image_b: np.
     steps = inputs.count(steps, "number of steps", *STEPS_RANGE)
     method = inputs.choice(method, list(latent.METHODS), "interpolation method")
     y = label_or_none(catalog, name, label)
-    z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y)
-    z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y)
+    # (`is None`: a gr.Progress is falsy, it has a length.)
+    a_progress, b_progress = ((None, None) if progress is None else
+                              (InversionProgress(progress, f"inverting the generator for digit {end}") for end in "AB"))
+    z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y, a_progress)
+    z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y, b_progress)
     decoded = latent.decode(model, latent.interpolate(model, z0, z1, steps, method), y)
     ends = latent.decode(model, torch.stack([z0, z1]), y)
     return Walk(model, decoded, ends, (z0, z1), (error_a, error_b), steps, method)
 
 
 def interpolation(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
-                  method: str, steps: Any, label: Any) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str]:
-    """The strip, the two reconstructions, the density plot and (for a GAN) the inversion note."""
-    path = walk(services, name, image_a, image_b, method, steps, label)
+                  method: str, steps: Any, label: Any, progress: gr.Progress = gr.Progress()
+                  ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str]:
+    """The strip, the two reconstructions, the density plot and (for a GAN) the inversion note,
+    with the inversion's progress on the page while it runs."""
+    path = walk(services, name, image_a, image_b, method, steps, label, progress)
     picture = render.strip(path.decoded, render.strip_scale(path.steps))
     note = inversion_note(name, path.errors) if latent.inverts(path.model) else ""
     return (picture, digit_picture(path.ends[0]), digit_picture(path.ends[1]),
@@ -153,7 +158,9 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                          interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
                          buttons=PICTURE_BUTTONS)
-        note = gr.Markdown(outputs[4])  # how well a GAN's inversion fitted the two digits
+        # How well a GAN's inversion fitted the two digits; while it runs, its progress line
+        # (an empty note has no height to show it on, hence the minimum).
+        note = gr.Markdown(outputs[4], min_height=40)
     with gr.Row():
         rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
                          interactive=False, height=190, width=170, elem_classes=["pixelated"],
@@ -180,7 +187,9 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
     gr.on(
         triggers=[model.input, method.input, steps.input, label.input, a.preview.change, b.preview.change],
         fn=user_errors(run), inputs=controls, outputs=results,
-        api_name="interpolate", trigger_mode="always_last", show_progress="minimal", **ENCODE,
+        # The progress line of a GAN's inversion shows over the note (empty for other models,
+        # whose encoders are too quick to show one).
+        api_name="interpolate", trigger_mode="always_last", show_progress="full", show_progress_on=[note], **ENCODE,
     )
     # Settings moved since the last downloads: those files no longer match the strip.
     gr.on(triggers=[model.input, method.input, steps.input, label.input, a.preview.change, b.preview.change],

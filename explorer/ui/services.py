@@ -143,15 +143,19 @@ class Services:
         """Code (D,) of one image (1, 28, 28); see `encode_with_error`."""
         return self.encode_with_error(name, image, label)[0]
 
-    def encode_with_error(self, name: str, image: torch.Tensor, label: int | None = None
-                          ) -> tuple[torch.Tensor, float]:
+    def encode_with_error(self, name: str, image: torch.Tensor, label: int | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, float]:
         """Code (D,) of one image (1, 28, 28) and the reconstruction's mean squared error per
         pixel, remembered: re-drawing a grid or changing the number of steps never re-encodes
-        (a GAN's encoder is a slow optimisation, and the error is how well it fitted)."""
+        (a GAN's encoder is a slow optimisation, and the error is how well it fitted).
+        `progress` follows a GAN's inversion (steps done, steps); a remembered code has none."""
         def compute() -> tuple[torch.Tensor, float]:
             model = self._latent_model(name)
             # A GAN's inversion is heavy (a GPU on ZeroGPU); an encoder network is one quick pass.
-            code, error = (heavy.invert if latent.inverts(model) else heavy.encode)(model, image.unsqueeze(0), label)
+            if latent.inverts(model):
+                code, error = heavy.invert(model, image.unsqueeze(0), label, progress=progress)
+            else:
+                code, error = heavy.encode(model, image.unsqueeze(0), label)
             return code[0], float(error[0])
 
         return self._encoded.get((name, hashlib.sha1(image.numpy().tobytes()).digest(), label), compute)
