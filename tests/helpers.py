@@ -301,3 +301,13 @@ def browser_page(viewport: dict) -> Iterator:
     """One page of a fresh browser at the given viewport size."""
     with chromium() as browser:
         yield browser.new_page(viewport=viewport)
+
+
+def progress_lines(job) -> list[str]:
+    """Every progress description the client received for a finished job, in order."""
+    lines = []
+    while not job.communicator.updates.empty():
+        update = job.communicator.updates.get_nowait()
+        for unit in getattr(update, "progress_data", None) or []:
+            lines.append(unit.desc)
+    return lines

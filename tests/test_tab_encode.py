@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from explorer import heavy, intake, latent, render
 from explorer.ui import encode as encode_tab
-from tests.helpers import picture
+from tests.helpers import picture, progress_lines
 
 
 @pytest.mark.parametrize("name, label", [("mnist-vae", None), ("mnist-cvae", 7), ("mnist-dcgan", None)])
@@ -91,16 +91,6 @@ def test_a_gan_encode_reports_its_inversion_step_by_step_and_the_code_is_unchang
     vae = RecordedProgress()                        # an encoder network: one quick pass, no progress line
     encode_tab.encode(services, "mnist-vae", image, None, vae)
     assert vae.calls == []
-
-
-def progress_lines(job) -> list[str]:
-    """Every progress description the client received for a finished job, in order."""
-    lines = []
-    while not job.communicator.updates.empty():
-        update = job.communicator.updates.get_nowait()
-        for unit in getattr(update, "progress_data", None) or []:
-            lines.append(unit.desc)
-    return lines
 
 
 def test_the_encode_endpoint_streams_the_inversion_progress_of_a_gan(client, catalog, tmp_path):

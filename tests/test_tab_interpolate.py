@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from explorer import intake, latent, render
-from tests.helpers import model_code_image, picture
+from tests.helpers import model_code_image, picture, progress_lines
 
 
 def strip_tiles(path: str, steps: int) -> list[np.ndarray]:
@@ -105,8 +105,6 @@ def test_there_is_no_interpolate_button(server):
 
 
 def test_a_gans_interpolation_shows_the_progress_of_both_inversions(client, catalog, tmp_path):
-    from tests.test_tab_encode import progress_lines
-
     steps = catalog.checkpoint("mnist-dcgan", "latent").model.inversion["steps"]
     ends = []
     for seed in (11, 12):                       # images no other test encoded: both are inverted here
