@@ -257,3 +257,23 @@ def test_clicking_a_cell_of_the_code_map_picks_it(url: str):
             "before => { const img = document.querySelector('#codes-map img'); return img && img.src !== before; }",
             arg=before, timeout=30_000)
         assert not page.locator(".toast-body.error").count()
+
+
+def test_the_pixel_tab_plays_a_vqvaes_prior_on_a_projector(url: str, tmp_path: Path):
+    """Picked by a link: the code grid and Play on the first screen, the receptive field hidden,
+    and Play draws the 49 codes into the page."""
+    with browser_page(PROJECTOR) as page:
+        page.goto(url + "?tab=pixels&model=mnist-vqvae&pixel=30")
+        page.get_by_label("range slider for code (1 to 49, in raster order)").wait_for(timeout=30_000)
+        status = page.locator("#pixel-status")
+        page.wait_for_function("() => document.querySelector('#pixel-status').innerText.includes('Code 30 of 49')",
+                               timeout=30_000)
+        page.evaluate("window.scrollTo(0, 0)")
+        assert _inside(page, "#pixel-frame img")[0] and _inside(page, "#pixel-play")[0]
+        assert not page.get_by_label("receptive field (green: seen; orange: blind spot; grey: out of reach)").count()
+        page.locator("#pixel-play").click()
+        page.wait_for_function("() => document.querySelector('#pixel-status').innerText.includes('Code 49 of 49')",
+                               timeout=30_000)
+        assert page.locator("#pixel-position input[type=number]").input_value() == "49"
+        assert "Code 49 of 49" in status.inner_text() and not page.locator(".toast-body.error").count()
+        page.screenshot(path=str(_shots(tmp_path) / "pixel-by-pixel-vqvae-1280x720.png"))

@@ -5,6 +5,7 @@ and `explorer.render`; the endpoints are driven through gradio_client (the strea
 
 from __future__ import annotations
 
+import asyncio
 import math
 from types import SimpleNamespace
 
@@ -85,8 +86,10 @@ def test_play_draws_the_whole_generation_once(services, monkeypatch):
     monkeypatch.setattr(sampling, "code_stream", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(codes, "FPS", 1000)
     seed = 987654
-    list(codes.play(services, "mnist-vqvae", None, seed, 48))
-    list(codes.play(services, "mnist-vqvae", None, seed, 10))
+    async def whole(position: int) -> list:
+        return [item async for item in codes.play(services, "mnist-vqvae", None, seed, position)]
+
+    assert len(asyncio.run(whole(48))) == 49 and len(asyncio.run(whole(10))) == 38
     codes.view(services, "mnist-vqvae", None, seed, 3)
     assert len(calls) == 1
 

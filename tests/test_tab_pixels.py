@@ -235,7 +235,7 @@ def test_the_tab_opens_on_a_mid_pixel_with_the_blind_spot_and_counts_pixels_from
     for pixel, where in ((1, "(row 0, column 0)"), (784, "(row 27, column 27)")):
         *_, text = client.predict(*view_args(), pixel, api_name="/pixel_view")
         assert text.startswith(f"**Pixel {pixel} of 784** {where}")
-    with pytest.raises(AppError, match="less than minimum value 1"):
+    with pytest.raises(AppError, match="The pixel must lie between 1 and 784, not 0"):
         client.predict(*view_args(), 0, api_name="/pixel_view")
 
 
@@ -251,3 +251,74 @@ def test_pixel_tab_controls_redraw_on_every_change_a_person_makes(server):
     on_input = {labels[i] for i, event in triggers if event == "input"}
     assert {"samples", "seed", "given rows (0 = generate from nothing)"} <= on_input
     assert any(label.startswith("temperature") for label in on_input)
+
+
+# ---------------------------------------------------------------------- a VQ-VAE's prior, played here
+
+def code_args(name="mnist-vqvae", label=None, seed=5):
+    """The tab's inputs for a VQ-VAE: samples, temperature and given rows are for pixel models."""
+    return (name, 4, 1.0, seed, 0, None, label)
+
+
+def test_the_picker_offers_the_vqvaes_after_the_pixel_models(catalog, server):
+    from explorer.ui import codes
+
+    names = pixels.picker_order(catalog)
+    assert names[-2:] == codes.picker_order(catalog) and set(catalog.autoregressive_names) <= set(names[:-2])
+    (picker,) = [c for c in served_config(server)["components"]
+                 if c.get("props", {}).get("label") == "autoregressive model"]
+    assert {"mnist-vqvae", "mnist-vqvae-cond"} <= {value for _, value in picker["props"]["choices"]}
+
+
+def test_picking_a_vqvae_counts_codes_and_hides_the_receptive_field(client):
+    info, label, slider, picture, _, field, status = client.predict(*code_args(), 407, api_name="/pixel_model")
+    assert (slider["maximum"], slider["value"]) == (49, 49) and slider["label"].startswith("code (1 to 49")
+    assert field["visible"] is False and label["visible"] is False
+    assert status.startswith("**Code 49 of 49**") and "pixel models" in status
+    _, label, slider, _, _, field, status = client.predict(*code_args("mnist-vqvae-cond", 3), 20,
+                                                           api_name="/pixel_model")
+    assert slider["value"] == 20 and label["visible"] is True and "class" in status
+    # Back to a pixel model: pixels again, and the receptive field shows.
+    _, _, slider, _, _, field, status = client.predict(*view_args(), 20, api_name="/pixel_model")
+    assert (slider["maximum"], slider["value"]) == (784, 20) and field["visible"] is True
+    assert status.startswith("**Pixel 20 of 784**")
+
+
+def test_a_vqvae_frame_here_is_the_codes_tabs_frame(client):
+    for number in (1, 20, 49):
+        picture, distribution, field, status = client.predict(*code_args(), number, api_name="/pixel_view")
+        codes_picture, codes_distribution, codes_status = client.predict("mnist-vqvae", None, 5, number - 1,
+                                                                          api_name="/codes_view")
+        assert np.array_equal(rgb(picture), rgb(codes_picture))
+        assert np.array_equal(rgb(distribution), rgb(codes_distribution))
+        assert field is None and status.startswith(codes_status) and status.startswith(f"**Code {number} of 49**")
+    position, *_ = client.predict(*code_args(), 49, api_name="/pixel_next")
+    assert position == 49
+    position, *_, status = client.predict(*code_args(), 1, api_name="/pixel_previous")
+    assert position == 1 and status.startswith("**Code 1 of 49**")
+    with pytest.raises(AppError, match="code must lie between 1 and 49"):
+        client.predict(*code_args(), 50, api_name="/pixel_view")
+
+
+def test_playing_a_vqvae_streams_one_code_a_frame_to_the_sample(client, monkeypatch):
+    from explorer.ui import codes
+
+    monkeypatch.setattr(codes, "FPS", 200)     # the server runs in this process: a quick stream
+    frames = list(client.submit(*code_args(), 40, 4, api_name="/pixel_play"))
+    assert [f[0] for f in frames] == list(range(41, 50))
+    assert all(f[3] is None and f[4].startswith(f"**Code {f[0]} of 49**") for f in frames)
+    final, *_ = client.predict("mnist-vqvae", None, 5, 48, api_name="/codes_view")
+    assert np.array_equal(rgb(frames[-1][1]), rgb(final))
+    # From the last code, Play starts again at the first and shows all 49.
+    frames = list(client.submit(*code_args(), 49, 4, api_name="/pixel_play"))
+    assert [f[0] for f in frames] == list(range(1, 50))
+    first, *_ = client.predict("mnist-vqvae", None, 5, 0, api_name="/codes_view")
+    assert np.array_equal(rgb(frames[0][1]), rgb(first))
+
+
+def test_a_link_opens_the_pixel_tab_on_a_vqvae(catalog):
+    names = pixels.picker_order(catalog)
+    name, slider, *_ = pixels.restore(catalog, names, {"model": "mnist-vqvae", "pixel": "12"})
+    assert name == "mnist-vqvae" and slider.maximum == 49 and slider.value == 12
+    _, slider, *_ = pixels.restore(catalog, names, {"model": "mnist-vqvae"})
+    assert slider.value == 49

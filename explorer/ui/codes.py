@@ -35,10 +35,10 @@ Endpoints (play inputs: model, class, seed, step; step is the raster index 0..48
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, AsyncIterator
 
 import gradio as gr
 import numpy as np
@@ -143,21 +143,25 @@ def step_by(services: Services, delta: int, name: Any, label: Any, seed: Any, po
     return (position, *view(services, name, label, seed, position))
 
 
-def play(services: Services, name: Any, label: Any, seed: Any, position: Any
-         ) -> Iterator[tuple[int, Image.Image, Image.Image, str]]:
+async def play(services: Services, name: Any, label: Any, seed: Any, position: Any
+               ) -> AsyncIterator[tuple[int, Image.Image, Image.Image, str]]:
     """Stream every step from the one after `position` to the last, FPS a second. The whole
-    generation is drawn first (remembered); the loop only renders and waits."""
+    generation is drawn first (remembered) and each frame rendered in a worker thread; waiting
+    for a frame's time holds no thread, so many players (this tab's, and the Pixel tab's when
+    it plays a VQ-VAE) wait side by side."""
     req = play_request(services.catalog, name, label, seed)
     position = inputs.whole(position if position is not None else 0, "code step")
-    every = steps(services, req)
+    every = await asyncio.to_thread(steps, services, req)
     start = 0 if position >= len(every) - 1 else max(position + 1, 0)
-    shown = 0.0
-    for step in every[start:]:
-        wait = shown + 1.0 / FPS - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        shown = time.monotonic()
-        yield (step.step.index, *frame(services, req, step))
+    loop = asyncio.get_running_loop()
+    first = None
+    for k, step in enumerate(every[start:]):
+        shown = await asyncio.to_thread(frame, services, req, step)
+        if first is None:
+            first = loop.time()
+        else:   # paced from the first frame, so a late frame does not delay the rest
+            await asyncio.sleep(max(0.0, first + k / FPS - loop.time()))
+        yield (step.step.index, *shown)
 
 
 def select_model(services: Services, name: Any, label: Any, seed: Any, position: Any

@@ -6,6 +6,12 @@ which earlier pixels the prediction can depend on, measured from gradients, with
 blind spot in orange. With "given rows" above 0 the top of an image (an example, an upload
 or a drawing) is kept and the model completes the rest, one completion per sample.
 
+The picker also lists the VQ-VAEs: their PixelCNN prior draws a 7x7 grid of codes one at a
+time, and a frame shows the codes drawn so far over their decode (cells not drawn yet hatched),
+the prior's distribution at the current cell, and a summary, as the Discrete codes tab plays it
+(`codes.view`, `codes.play`: one sample a seed; samples, temperature and given rows are for
+pixel models). The slider then counts codes, 1 to 49, and the receptive-field view is hidden.
+
 Generation is deterministic in (model, samples, temperature, seed, given image): every
 uniform number is drawn from the seed up front (`explorer.sampling`). So stepping needs no
 server state: a frame at pixel p is recomputed by the cached sampler (well under a second
@@ -39,6 +45,7 @@ skips frames (LATE) rather than stretch the play.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import math
@@ -62,8 +69,8 @@ from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
 from .services import FIELD_CACHE, Memo, Services
-from . import inputs
-from .common import (PICTURE_BUTTONS, DECODE, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
+from . import codes, inputs
+from .common import (PICTURE_BUTTONS, DECODE, ModelSlider, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
                      user_errors)
 from .digits import digit_input
 from .links import Shareable
@@ -176,6 +183,33 @@ def request(catalog: Catalog, name: str, samples: Any, temperature: Any, seed: A
     return Request(name, samples, temperature, seed, given_rows, picture, label_or_none(catalog, name, label))
 
 
+def plays_codes(catalog: Catalog, name: Any) -> bool:
+    """Whether `name` is a VQ-VAE, whose prior draws codes rather than pixels (see `codes`)."""
+    return isinstance(name, str) and name in catalog.discrete
+
+
+def tab_model(catalog: Catalog, name: Any) -> str:
+    """A model this tab plays, checked: an autoregressive model, or a VQ-VAE."""
+    return inputs.model_name(catalog, name, "discrete" if plays_codes(catalog, name) else "autoregressive")
+
+
+def positions(catalog: Catalog, name: str) -> int:
+    """How many steps a generation by `name` takes: its pixels, or a VQ-VAE's codes."""
+    if plays_codes(catalog, name):
+        return codes.total_steps(catalog, name)
+    return math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
+
+
+# Said under a VQ-VAE's frame: which of this tab's settings it uses.
+CODES_NOTE = "  \n<small>A VQ-VAE's prior draws one grid a seed; samples, temperature and given rows are for pixel models.</small>"
+
+
+def code_frame(shown: tuple[Image.Image, Image.Image, str]) -> tuple[Image.Image, Image.Image, None, str]:
+    """A VQ-VAE's frame (`codes.frame`) in this tab's views: no receptive field, a note on the settings."""
+    picture, distribution, summary = shown
+    return picture, distribution, None, summary + CODES_NOTE
+
+
 def stream(catalog: Catalog, req: Request) -> Iterator[PixelStep]:
     model = catalog.checkpoint(req.name, "autoregressive").model
     known = mask = None
@@ -260,16 +294,19 @@ def frame(services: Services, req: Request, step: PixelStep) -> tuple[Image.Imag
 
 
 def view(services: Services, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
-         image: np.ndarray | None, label: Any, position: Any) -> tuple[Image.Image, Image.Image, Image.Image, str]:
+         image: np.ndarray | None, label: Any, position: Any) -> tuple[Image.Image, Image.Image, Image.Image | None, str]:
+    if plays_codes(services.catalog, name):
+        index = inputs.whole(position, "code", 1, codes.total_steps(services.catalog, name)) - 1
+        return code_frame(codes.view(services, name, label, seed, index))
     req = request(services.catalog, name, samples, temperature, seed, given_rows, image, label)
     return frame(services, req, step_at(services.catalog, req, position))
 
 
 def step_by(services: Services, delta: int, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
             image: np.ndarray | None, label: Any, position: Any) -> tuple[int, Image.Image, Image.Image, Image.Image, str]:
-    """One pixel forward or back (staying inside the image)."""
-    name = inputs.model_name(services.catalog, name, "autoregressive")
-    total = math.prod(services.catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
+    """One pixel (or code) forward or back (staying inside the image)."""
+    name = tab_model(services.catalog, name)
+    total = positions(services.catalog, name)
     position = min(max(inputs.whole(position or 1, "pixel") + delta, 1), total)
     return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
@@ -394,8 +431,15 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
                ) -> AsyncIterator[tuple[int, str, str, str, str]]:
     """Stream frames every `speed` pixels from the pixel after `position` to the last, FPS a
     second. Only rendering takes a slot (in RENDER, a second of frames ahead of the one shown);
-    waiting for a frame's time holds nothing, so a hall's worth of plays run side by side."""
+    waiting for a frame's time holds nothing, so a hall's worth of plays run side by side.
+    A VQ-VAE plays its codes (`codes.play`), the pixel after `position` being its code."""
     catalog = player.services.catalog
+    if plays_codes(catalog, name):
+        after = inputs.whole(position or 0, "code") - 1        # the raster index of code number `position`
+        async with contextlib.aclosing(codes.play(player.services, name, label, seed, after)) as frames:
+            async for index, *shown in frames:
+                yield (index + 1, *code_frame(tuple(shown)))
+        return
     req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
     total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
     speed = inputs.count(speed, "number of pixels per frame", 1, total)
@@ -435,15 +479,40 @@ def select(services: Services, name: str, samples: Any, temperature: Any, seed: 
     """What changes with the model: its description, the class picker, the pixel slider's
     range (the position kept where it fits), and the frame there."""
     catalog = services.catalog
-    name = inputs.model_name(catalog, name, "autoregressive")
-    total = math.prod(catalog.checkpoint(name, "autoregressive").model.data_shape[1:])
+    name = tab_model(catalog, name)
+    total = positions(catalog, name)
     try:
         position = min(max(inputs.whole(position, "pixel"), 1), total)
     except gr.Error:
-        position = start_pixel(catalog.checkpoint(name, "autoregressive").model)
+        position = opening_position(catalog, name)
     label = picked_class(catalog, name, label)
-    return (model_info(catalog, name), class_picker(catalog, name, label), gr.Slider(maximum=total, value=position),
-            *view(services, name, samples, temperature, seed, given_rows, image, label, position))
+    picture, distribution, field, summary = view(services, name, samples, temperature, seed, given_rows, image,
+                                                 label, position)
+    return (model_info(catalog, name), class_picker(catalog, name, label),
+            gr.Slider(maximum=total, value=position, label=position_label(catalog, name)),
+            # no label badge over a code map: it would cover the top row's codes (as on the codes tab)
+            gr.Image(picture, label=picture_label(catalog, name), show_label=not plays_codes(catalog, name)),
+            distribution,
+            gr.Image(field, visible=field is not None), summary)
+
+
+def opening_position(catalog: Catalog, name: str) -> int:
+    """Where a model opens: a pixel model on its middle pixel (the blind spot), a VQ-VAE on its
+    last code (the whole grid drawn)."""
+    if plays_codes(catalog, name):
+        return positions(catalog, name)
+    return start_pixel(catalog.checkpoint(name, "autoregressive").model)
+
+
+def position_label(catalog: Catalog, name: str) -> str:
+    what = "code" if plays_codes(catalog, name) else "pixel"
+    return f"{what} (1 to {positions(catalog, name)}, in raster order)"
+
+
+def picture_label(catalog: Catalog, name: str) -> str:
+    if plays_codes(catalog, name):
+        return "codes drawn so far, over their decode (hatched: not drawn yet; red: the current cell)"
+    return "samples (blue: not drawn yet; red: the current pixel)"
 
 
 # The order the picker lists families in: the blind spot first, then its fixes.
@@ -451,21 +520,28 @@ FAMILY_ORDER = ["pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm"]
 
 
 def picker_order(catalog: Catalog) -> list[str]:
-    """MNIST models first, then by family (plain PixelCNN first, to show its blind spot)."""
+    """Pixel models, MNIST first, then by family (plain PixelCNN first, to show its blind spot);
+    then the VQ-VAEs, whose priors draw codes (only beside a pixel model: the tab opens on one)."""
     def rank(name: str) -> tuple[bool, int, str]:
         ckpt = catalog.checkpoint(name)
         family = FAMILY_ORDER.index(ckpt.model.name) if ckpt.model.name in FAMILY_ORDER else len(FAMILY_ORDER)
         return ckpt.dataset != "mnist", family, name
-    return sorted(catalog.autoregressive_names, key=rank)
+    pixel_models = sorted(catalog.autoregressive_names, key=rank)
+    return pixel_models + codes.picker_order(catalog) if pixel_models else []
+
+
+# What a link holds.
+LINK_KEYS = ("model", "pixel", "samples", "seed", "given", "temperature")
 
 
 def restore(catalog: Catalog, names: list[str], params: dict[str, str]) -> list[Any]:
-    """A link's settings (see `links`): model, pixel number, samples, seed, given rows, temperature."""
+    """A link's settings (see `links`), in LINK_KEYS order: model, pixel (or code) number,
+    samples, seed, given rows, temperature."""
     name = inputs.choice(params.get("model", names[0]), names, "autoregressive model")
-    model = catalog.checkpoint(name, "autoregressive").model
-    total = math.prod(model.data_shape[1:])
-    pixel = inputs.whole(params.get("pixel", start_pixel(model)), "pixel", 1, total)
-    return [name, gr.Slider(maximum=total, value=pixel),
+    model = catalog.checkpoint(name).model
+    total = positions(catalog, name)
+    pixel = inputs.whole(params.get("pixel", opening_position(catalog, name)), "pixel", 1, total)
+    return [name, gr.Slider(maximum=total, value=pixel, label=position_label(catalog, name)),
             inputs.count(params.get("samples", START_SAMPLES), "number of samples", 1, MAX_SAMPLES),
             inputs.seed(params.get("seed", START_SEED)),
             inputs.count(params.get("given", 0), "number of given rows", 0, model.data_shape[1] - 1),
@@ -488,7 +564,8 @@ def build(services: Services) -> Shareable | None:
     # are bounded by the screen's height; settings, model details and the explanation follow.
     with gr.Row(equal_height=True):
         model = gr.Dropdown(catalog.choices(names), value=start, label="autoregressive model", scale=3)
-        position = gr.Slider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order)",
+        # Its range follows the model (784 pixels, or a VQ-VAE's 49 codes): the handlers check it.
+        position = ModelSlider(1, total, value=opening, step=1, label=f"pixel (1 to {total}, in raster order)",
                              elem_id="pixel-position", scale=4)
         play_button = gr.Button("Play", variant="primary", elem_id="pixel-play", scale=1, min_width=70)
         stop_button = gr.Button("Stop", variant="stop", elem_id="pixel-stop", scale=1, min_width=70)
@@ -531,15 +608,19 @@ def build(services: Services) -> Shareable | None:
                       [position, *frame_out], api_name="pixel_next", cancels=[playing], **DECODE)
     previous_button.click(user_errors(functools.partial(step_by, services, -1)), [*controls, position],
                           [position, *frame_out], api_name="pixel_previous", cancels=[playing], **DECODE)
-    model.change(user_errors(functools.partial(select, services)), [*controls, position],
-                 [info, label, position, *frame_out], api_name="pixel_model", cancels=[playing], **DECODE)
+    # `.input`: a person's pick only. A link sets the model and the pixel together and then runs
+    # `select` itself (the Shareable's redraw, below); on `.change` the link's model fired it
+    # with the page's pixel from before the link (407: a VQ-VAE's clamped to 49, and another
+    # pixel model's pixel=100 shown as 407).
+    model_picked = [*controls, position], [info, label, position, *frame_out]
+    model.input(user_errors(functools.partial(select, services)), *model_picked, api_name="pixel_model",
+                cancels=[playing], **DECODE)
     # The pixel slider, and any control that changes the samples, redraw the frame there. `.input`
     # fires on every change a person makes (dragging, a typed number, arrow keys), never on the
     # updates Play sends to the pixel slider; `always_last` keeps only the newest pending redraw.
     gr.on([position.input, samples.input, temperature.input, seed.input, given_rows.input,
            digit.preview.change], user_errors(functools.partial(view, services)), [*controls, position], frame_out,
           api_name="pixel_view", trigger_mode="always_last", show_progress="minimal", cancels=[playing], **DECODE)
-    return Shareable("pixels", ("model", "pixel", "samples", "seed", "given", "temperature"),
-                     [model, position, samples, seed, given_rows, temperature],
+    return Shareable("pixels", LINK_KEYS, [model, position, samples, seed, given_rows, temperature],
                      functools.partial(restore, catalog, names),
-                     redraw=(functools.partial(view, services), [*controls, position], frame_out))
+                     redraw=(functools.partial(select, services), *model_picked))
