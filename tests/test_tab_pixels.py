@@ -167,6 +167,25 @@ def test_more_plays_than_gradios_default_40_workers_all_start_at_once(server):
         hall.close()
 
 
+def test_a_play_far_behind_skips_whole_chunks_unrendered(services, monkeypatch):
+    """A server too slow to render frames in time (here 20 ms more a frame, against 10 ms of
+    playback each) renders only the chunks it can still show on time; the last frame comes."""
+    monkeypatch.setattr(pixels, "FPS", 100)               # a chunk (15 frames) is 0.15 s of play
+    slow_frame, render = pixels.Player.frame_files, pixels.Playback._render
+    monkeypatch.setattr(pixels.Player, "frame_files", lambda self, *a: time.sleep(0.02) or slow_frame(self, *a))
+    rendered = []
+    monkeypatch.setattr(pixels.Playback, "_render", lambda self, k: rendered.append(k) or render(self, k))
+
+    async def whole() -> list:
+        return [f async for f in pixels.play(pixels.Player(services), *view_args(samples=1), 784, 4)]
+
+    frames = asyncio.run(whole())
+    chunks = -(-len(pixels.frame_indices(784, 0, 4)) // pixels.CHUNK)
+    numbers = [f[0] for f in frames]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 4 and numbers[-1] == 784
+    assert 0 in rendered and chunks - 1 in rendered and len(set(rendered)) < chunks
+
+
 def test_completion_keeps_the_given_rows(client, catalog):
     preview, _ = client.predict("mnist-pixelcnn", 2, api_name="/complete_from_example")
     given = np.asarray(Image.open(preview)) >= 128                        # thresholded at 0.5

@@ -39,7 +39,7 @@ renders frames a second ahead in RENDER (a pool as big as the machine's cores), 
 PNG files that Gradio serves as they are, and waits for each frame's time without holding any
 slot. Plays with the same settings share their frames (`Player`), so sixty students pressing
 Play on the defaults cost one rendering. A server too busy to send every frame on time
-skips frames (LATE) rather than stretch the play.
+skips frames (LATE) rather than stretch the play, and does not render a chunk that is past due.
 """
 
 from __future__ import annotations
@@ -450,11 +450,20 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
     first = None
     frames: list[tuple[int, str, str, str, str]] = []
     last = len(playback.indices) - 1
+    past_due = False
     for k in range(last + 1):
         if k % CHUNK == 0:
-            # Shielded: the chunk is shared, so one player's Stop must not cancel it for the rest.
-            frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(k // CHUNK)))
-            playback.chunk(k // CHUNK + 1)          # the next second renders while this one shows
+            # A chunk whose last frame is already more than LATE overdue is skipped unrendered
+            # (never the last chunk): a busy server (a hall playing a seed each) then renders
+            # only what it can still show on time, instead of every frame of every play.
+            end = min(k + CHUNK, last + 1) - 1
+            past_due = first is not None and end < last and loop.time() - (first + end / FPS) > LATE
+            if not past_due:
+                # Shielded: the chunk is shared, so one player's Stop must not cancel it for the rest.
+                frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(k // CHUNK)))
+                playback.chunk(k // CHUNK + 1)          # the next second renders while this one shows
+        if past_due:
+            continue
         if first is None:
             first = loop.time()
         else:   # paced from the first frame, so a late frame does not delay the rest
