@@ -3,19 +3,26 @@
     python -m benchmarks.load [--trained trained] [--clients 20 100] [--calls 3]
                               [--soak-seconds 300] [--soak-clients 10] [--flood 8] [--report PATH]
 
-Starts `python app.py` on a free loopback port and drives it with gradio_client:
+Starts `python app.py` on a free loopback port, waits until its start-up work is done (its
+CPU falls idle: the warm-up of caches goes on after it starts serving), and drives it with
+gradio_client, one client (one session, as one browser tab) per simulated student:
 
 1. For each client count N: N clients at once, each making `--calls` calls in turn over the
    interactive endpoints (`/grid` with its own dims and seed, `/interpolate`, `/a_from_example`,
-   `/select_model`). Reports errors (with their messages, e.g. "Queue is full") and p50 / p95
-   latency per endpoint.
+   `/select_model`). Reports errors (with their messages, e.g. "Queue is full"), p50 / p95
+   latency per endpoint, and the CPU time per call of the server and of this benchmark's own
+   clients (they share the machine's cores, so the split says whose time the wall holds).
 2. A PNG flood: `--flood` simultaneous uploads and drawings of a 97 kB PNG of 8,880 x 8,880
    pixels (a decompression bomb); reports how they were answered and the server's peak RSS
    above its level before.
 3. A soak: `--soak-clients` clients calling without pause for `--soak-seconds`; reports
-   errors, latencies and RSS growth from start to end.
+   errors, latencies, CPU per call and RSS growth from start to end.
 
-The server's RSS is sampled every 0.1 s from /proc (Linux). Writes benchmarks/reports/load.md.
+The clients are made before each run's clock starts (a client fetches the page's config, as
+a browser opening the page does). All of them share one TLS context: gradio_client otherwise
+builds one, loading the CA bundle, for every request and every file download, even over
+plain http (about 20 ms of CPU each, two or more per call: more than the server's own work on
+a grid), which a browser never does. The server's RSS is sampled every 0.1 s from /proc (Linux). Writes benchmarks/reports/load.md.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import io
 import os
 import random
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -41,12 +49,70 @@ from . import report
 REPO = Path(__file__).resolve().parents[1]
 REPORT = report.REPORTS / "load.md"
 ENDPOINTS = ("/grid", "/interpolate", "/a_from_example", "/select_model")
+# One TLS context for every client and request (see the module docstring); never used on
+# loopback's plain http, only spared from being built again and again.
+TLS = ssl.create_default_context()
+# Start-up is over when the server uses less than this share of a core over SETTLE_WINDOW s.
+SETTLE_SHARE, SETTLE_WINDOW = 0.1, 3.0
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def settle(pid: int, limit: float = 600) -> float:
+    """Wait until the server's start-up work (cache warm-up after it starts serving) is done:
+    its CPU use below SETTLE_SHARE of a core over SETTLE_WINDOW seconds. Returns the wait."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = cpu_seconds(pid)
+        time.sleep(SETTLE_WINDOW)
+        if cpu_seconds(pid) - before < SETTLE_SHARE * SETTLE_WINDOW:
+            break
+    return time.monotonic() - start
+
+
+class CpuSplit:
+    """CPU seconds spent by the server and by this process (the clients) since it was made."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.server, self.clients = cpu_seconds(pid), own_cpu_seconds()
+
+    def line(self, calls: int) -> str:
+        server, clients = cpu_seconds(self.pid) - self.server, own_cpu_seconds() - self.clients
+        per = max(calls, 1) / 1000
+        return (f"CPU per call: server {server / per:.0f} ms, the benchmark's clients {clients / per:.0f} ms "
+                f"({server:.1f} s and {clients:.1f} s over {calls} calls).")
+
+
+def make_clients(url: str, n: int, downloads: Path) -> list:
+    """n gradio_client clients, each its own session (a student's browser tab), made a few at a time."""
+    from gradio_client import Client
+
+    def one(_: int):
+        return Client(url, verbose=False, download_files=str(downloads), ssl_verify=TLS, analytics_enabled=False)
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def close_clients(clients: list) -> None:
+    for client in clients:
+        client.close()
 
 
 def rss_mb(pid: int) -> float:
@@ -150,6 +216,9 @@ class Calls:
             out.append(f"| {e} | {len(t) + len(self.errors[e])} | {len(self.errors[e])} | {p50:.2f} | {p95:.2f} |")
         return out
 
+    def count(self) -> int:
+        return sum(len(v) for v in self.times.values()) + self.error_count()
+
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())
 
@@ -175,36 +244,39 @@ def one_call(calls: Calls, client, rng: random.Random, model: str, digit, k: int
     calls.call(client, endpoint, args)
 
 
-def concurrent(client, n: int, per_client: int, model: str, digit) -> Calls:
+def concurrent(clients: list, per_client: int, model: str, digit) -> Calls:
+    """Every client at once, each making `per_client` calls in turn."""
     calls = Calls()
 
     def run(i: int) -> None:
         rng = random.Random(i)
         for k in range(per_client):
-            one_call(calls, client, rng, model, digit, i + k)
+            one_call(calls, clients[i], rng, model, digit, i + k)
 
-    with ThreadPoolExecutor(n) as pool:
-        list(pool.map(run, range(n)))
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(run, range(len(clients))))
     return calls
 
 
-def soak(client, n: int, seconds: float, model: str, digit) -> Calls:
+def soak(clients: list, seconds: float, model: str, digit) -> Calls:
+    """Every client calling without pause for `seconds`."""
     calls = Calls()
     stop = time.monotonic() + seconds
 
     def run(i: int) -> None:
         rng, k = random.Random(1000 + i), i
         while time.monotonic() < stop:
-            one_call(calls, client, rng, model, digit, k)
+            one_call(calls, clients[i], rng, model, digit, k)
             k += 1
 
-    with ThreadPoolExecutor(n) as pool:
-        list(pool.map(run, range(n)))
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(run, range(len(clients))))
     return calls
 
 
-def flood(client, n: int, bomb: str) -> tuple[dict[str, int], list[str]]:
-    """n uploads and n drawings of the bomb at once: (answered with a message, other outcomes)."""
+def flood(clients: list, bomb: str) -> tuple[dict[str, int], list[str]]:
+    """As many uploads and drawings of the bomb at once as there are clients, half of each:
+    (answered with a message, other outcomes)."""
     from gradio_client import handle_file
 
     clear, other = {"app": 0, "framework": 0}, []
@@ -213,9 +285,9 @@ def flood(client, n: int, bomb: str) -> tuple[dict[str, int], list[str]]:
     def run(i: int) -> None:
         try:
             if i % 2:
-                client.predict(handle_file(bomb), api_name="/a_from_upload")
+                clients[i].predict(handle_file(bomb), api_name="/a_from_upload")
             else:
-                client.predict({"background": None, "layers": [], "composite": handle_file(bomb)},
+                clients[i].predict({"background": None, "layers": [], "composite": handle_file(bomb)},
                                api_name="/a_from_drawing")
             outcome = "accepted"
         except Exception as err:  # noqa: BLE001
@@ -228,8 +300,8 @@ def flood(client, n: int, bomb: str) -> tuple[dict[str, int], list[str]]:
             else:
                 other.append(outcome[:160])
 
-    with ThreadPoolExecutor(2 * n) as pool:
-        list(pool.map(run, range(2 * n)))
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(run, range(len(clients))))
     return clear, other
 
 
@@ -244,12 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood", type=int, default=8, help="simultaneous bomb uploads (and as many drawings)")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
     work = Path(tempfile.mkdtemp(prefix="load-"))
     (work / "digit.png").write_bytes(digit_png())
     (work / "bomb.png").write_bytes(bomb_png())
+    downloads = work / "downloads"
     port = free_port()
+    url = f"http://127.0.0.1:{port}/"
     server = start_server(args.trained, port)
     sampler = RssSampler(server.pid)
     lines = [f"# Load: {', '.join(map(str, args.clients))} concurrent clients, a PNG flood, a "
@@ -258,25 +332,32 @@ def main(argv: list[str] | None = None) -> int:
              f"Machine: {report.machine()}; load average before: {os.getloadavg()[0]:.1f} "
              f"on {os.cpu_count()} cores  ",
              f"Model: `{args.model}` from {args.trained.name}/; server `python app.py` on loopback; "
-             "latencies in seconds, round trip through gradio_client.", ""]
+             "latencies in seconds, round trip through gradio_client, one client (one session) per "
+             "simulated student. The clients run in this benchmark's process on the same cores as the "
+             "server: each run says how the CPU time split between the two.", ""]
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(work / "downloads"))
+        waited = settle(server.pid)
         digit = handle_file(str(work / "digit.png"))
         start_rss = sampler.reset()
-        lines += [f"Server RSS after start-up: {start_rss:.0f} MB", ""]
+        lines += [f"Server RSS after start-up: {start_rss:.0f} MB; its start-up work (cache warm-up) "
+                  f"went on {waited:.0f} s after it began serving, before the first run.", ""]
         for n in args.clients:
+            clients = make_clients(url, n, downloads)
             before = sampler.reset()
-            t0 = time.monotonic()
-            calls = concurrent(client, n, args.calls, args.model, digit)
+            t0, cpu = time.monotonic(), CpuSplit(server.pid)
+            calls = concurrent(clients, args.calls, args.model, digit)
             lines += [f"## {n} concurrent clients, {args.calls} calls each ({time.monotonic() - t0:.0f} s, "
                       f"load average {os.getloadavg()[0]:.1f})", "",
                       "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
+                      cpu.line(calls.count()),
                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB "
                       f"(peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
-            print(lines[-6 - len(calls.messages()) - len(calls.rows()):], flush=True)
+            print(lines[-7 - len(calls.messages()) - len(calls.rows()):], flush=True)
+            close_clients(clients)
         if args.flood:
+            clients = make_clients(url, 2 * args.flood, downloads)
             before = sampler.reset()
-            clear, other = flood(client, args.flood, str(work / "bomb.png"))
+            clear, other = flood(clients, str(work / "bomb.png"))
             lines += [f"## PNG flood: {args.flood} uploads + {args.flood} drawings of an 8,880 x 8,880 PNG "
                       "(97 kB) at once", "",
                       f"Refused before decoding: {clear['app']} by the app's header check (its message), "
@@ -285,16 +366,20 @@ def main(argv: list[str] | None = None) -> int:
                       f"Peak RSS {sampler.peak:.0f} MB, {sampler.peak - before:+.0f} MB over {before:.0f} MB.",
                       *[f"- {m}" for m in sorted(set(other))[:5]], ""]
             print(lines[-4:], flush=True)
+            close_clients(clients)
         if args.soak_seconds > 0:
+            clients = make_clients(url, args.soak_clients, downloads)
             before = sampler.reset()
-            calls = soak(client, args.soak_clients, args.soak_seconds, args.model, digit)
+            cpu = CpuSplit(server.pid)
+            calls = soak(clients, args.soak_seconds, args.model, digit)
             after = rss_mb(server.pid)
             lines += [f"## Soak: {args.soak_clients} clients without pause for {args.soak_seconds:g} s "
                       f"(load average {os.getloadavg()[0]:.1f})", "",
                       "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
+                      cpu.line(calls.count()),
                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {after:.0f} MB "
                       f"({after - before:+.0f} MB; peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
-        client.close()
+            close_clients(clients)
     finally:
         sampler.stop()
         server.terminate()

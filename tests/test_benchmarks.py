@@ -6,6 +6,8 @@ test_sample_quality.py, `training_speed` in test_training_speed.py."""
 
 from __future__ import annotations
 
+import re
+
 from benchmarks import app_latency, sampling_speed
 
 
@@ -55,6 +57,9 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     calls, errors, p50, p95 = grid[1:]
     assert int(calls) >= 1 and errors == "0" and 0 < float(p50) <= float(p95)
     assert "Errors: 0." in text
+    # Every run splits the CPU time between the server and the benchmark's own clients.
+    split = re.findall(r"CPU per call: server (\d+) ms, the benchmark's clients (\d+) ms", text)
+    assert len(split) == 2 and all(int(server) > 0 for server, _ in split)  # the 3-client run and the soak
     # Both bombs refused before decoding, one by the app, one inside Gradio's decoding.
     assert "Refused before decoding: 1 by the app's header check" in text and "otherwise: 0" in text
     assert "## Soak" in text and "RSS" in text
