@@ -60,8 +60,9 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     # Every run splits the CPU time between the server and the benchmark's own clients.
     split = re.findall(r"CPU per call: server (\d+) ms, the benchmark's clients (\d+) ms", text)
     assert len(split) == 2 and all(int(server) > 0 for server, _ in split)  # the 3-client run and the soak
-    # Both bombs refused before decoding, one by the app, one inside Gradio's decoding.
-    assert "Refused before decoding: 1 by the app's header check" in text and "otherwise: 0" in text
+    # Both bombs, the upload and the drawing, refused by the app before decoding.
+    assert "Refused before decoding: 2 by the app's header check (its message), 0 by PIL's limit" in text
+    assert "otherwise: 0" in text
     assert "## Soak" in text and "RSS" in text
 
 

@@ -1,5 +1,5 @@
-"""Bounded memory and whole downloads: the pixel cap holds for pictures Gradio decodes
-itself, output pictures are written atomically, and the queue and session store are sized."""
+"""Bounded memory and whole downloads: the pixel cap holds even for a picture Gradio would
+decode itself, output pictures are written atomically, and the queue and session store are sized."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
     bomb.write_bytes(png_with_size(8880, 8880))  # 97 kB on disk, 79 MP: the issue's bomb
     assert bomb.stat().st_size < 200_000
     with pytest.raises(Image.DecompressionBombError):
-        Image.open(bomb)  # what Gradio's sketchpad and image inputs call first
+        Image.open(bomb)  # the backstop, should Gradio decode a picture itself
     with pytest.raises(intake.ImageInputError, match="too big"):
         intake.open_image(bomb)
     side = int(intake.MAX_PIXELS ** 0.5) - 1

@@ -146,3 +146,43 @@ def test_a_sample_through_the_client(client, api, args, message):
     with pytest.raises(AppError, match=message) as caught:
         client.predict(*args, api_name=api)
     assert not TECHNICAL.search(str(caught.value))
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "too big"),                            # the issue's bomb: 97 kB, 8,880 x 8,880 pixels
+    (b"", "is empty"),
+    (b"not a picture at all", "not an image this app can read"),
+    ("truncated", "damaged or incomplete"),
+])
+def test_pictures_sent_as_a_preview_or_drawing_get_the_apps_sentence(client, tmp_path, content, message):
+    """Pictures Gradio decoded itself (a preview an API caller sends, a sketchpad's layers) are
+    decoded by the app: a sentence for a person, the pixel cap read from the header, no cache
+    path (Gradio's own decoding answered with a ComponentProcessingError naming them)."""
+    from gradio_client import handle_file
+
+    from tests.helpers import png_with_size
+
+    path = tmp_path / "picture.png"
+    if content is None:
+        path.write_bytes(png_with_size(8880, 8880))
+    elif content == "truncated":
+        from PIL import Image
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(content)
+    for api, args in (("/encode", ("mnist-vae", handle_file(str(path)), None)),
+                      ("/a_from_drawing", ({"background": None, "layers": [], "composite": handle_file(str(path))},))):
+        with pytest.raises(AppError, match=message) as caught:
+            client.predict(*args, api_name=api)
+        assert not TECHNICAL.search(str(caught.value)) and "ComponentProcessing" not in str(caught.value), api
+
+
+def test_a_preview_sent_by_an_api_caller_still_works(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    path = tmp_path / "digit.png"
+    Image.fromarray(digit()).save(path)
+    code, decoded, _ = client.predict("mnist-vae", handle_file(str(path)), None, api_name="/encode")
+    assert len(code) > 0 and decoded

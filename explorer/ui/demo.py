@@ -153,8 +153,9 @@ def worker_slots(demo: gr.Blocks) -> int:
 
 
 def configure_pil() -> None:
-    """Make the app's pixel cap PIL's hard limit, process-wide: Gradio decodes some inputs
-    itself (the sketchpad, image previews an API caller sends), and PIL refuses an image past
+    """Make the app's pixel cap PIL's hard limit, process-wide: the app decodes every picture
+    it is sent itself (`intake.open_image`, also for the sketchpad and image previews, see
+    `digits.sent_picture`); should Gradio still decode one somewhere, PIL refuses an image past
     twice MAX_IMAGE_PIXELS when it reads the header, before decoding (below that it only warns,
     and Gradio silences the warning). Also make Gradio's writes of output pictures atomic."""
     Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS // 2

@@ -7,6 +7,8 @@ the preview, so every source is handled once, here. Each source has its own endp
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,6 +17,8 @@ import torch
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import FileData
+from PIL import Image
 
 from .. import intake
 from . import inputs
@@ -38,14 +42,68 @@ PICK_BRUSH_JS = """() => {
 }"""
 
 
+def sent_picture(file: FileData | bytes | None) -> Image.Image | None:
+    """A picture Gradio received for an input (a file in its upload cache, a data URL, or
+    bytes), decoded by the app: `intake.open_image` reads the pixel count from the header and
+    refuses a file it cannot use with a sentence (Gradio's own decoding would answer with its
+    error, naming its cache paths)."""
+    if file is None:
+        return None
+    try:
+        if isinstance(file, (bytes, bytearray, memoryview)):
+            return intake.open_image(bytes(file))
+        if file.url and file.url.startswith("data:"):
+            try:
+                data = base64.b64decode(file.url.split(",", 1)[-1], validate=True)
+            except (binascii.Error, ValueError):
+                raise intake.ImageInputError("The picture sent is not an image this app can read.") from None
+            return intake.open_image(data)
+        if not file.path:
+            raise intake.ImageInputError("The picture sent is not an image this app can read.")
+        return intake.open_image(file.path)
+    except intake.ImageInputError as err:
+        raise inputs.refuse(str(err)) from None
+
+
+class DigitPreview(gr.Image):
+    """The preview of a digit input, which the tabs read: a picture an API caller sends in
+    its place is decoded by the app (`sent_picture`), as Gradio would decode it otherwise
+    (grey, as a numpy array). A template of gr.Image, so the page draws it as one."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> np.ndarray | None:
+        picture = sent_picture(payload)
+        return None if picture is None else np.asarray(picture.convert(self.image_mode or "L"))
+
+
+class DrawingPad(gr.Sketchpad):
+    """The sketchpad, its layers decoded by the app (`sent_picture`) rather than by Gradio,
+    as numpy arrays in the pad's mode (RGBA: `intake` flattens transparency itself). A
+    template of gr.Sketchpad, so the page draws it as one."""
+
+    is_template = True
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # gr.Sketchpad is itself a template, of gr.ImageEditor
+
+    def get_block_class(self) -> str:
+        return "imageeditor"
+
+    def convert_and_format_image(self, file: FileData | bytes | None, flatten_on_white: bool = False
+                                 ) -> np.ndarray | None:
+        picture = sent_picture(file)
+        return None if picture is None else np.asarray(picture.convert(self.image_mode or "RGBA"))
+
+
 @dataclass
 class DigitInput:
     """The components of one digit input; `preview` is what the tabs read."""
 
     index: gr.Number
     upload: gr.File
-    sketch: gr.Sketchpad
-    preview: gr.Image
+    sketch: DrawingPad
+    preview: DigitPreview
     caption: gr.Markdown
     initial: np.ndarray | None  # the preview's starting picture, (28, 28) uint8
 
@@ -105,14 +163,14 @@ def digit_input(example: ExampleSource, model: gr.Dropdown, slot: str, title: st
                 upload = gr.File(label="Image file (any size or colour)", type="filepath",
                                  key=f"{slot}-upload")
             with gr.Tab("Draw") as draw_tab:
-                sketch = gr.Sketchpad(
+                sketch = DrawingPad(
                     label="Draw a digit", type="numpy", image_mode="RGBA", sources=[], elem_id=f"{slot}-sketch",
                     canvas_size=(CANVAS, CANVAS), fixed_canvas=True, layers=False,
                     brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
                     key=f"{slot}-sketch", buttons=PICTURE_BUTTONS)
                 use = gr.Button("Use this drawing", size="sm")
         # A short caption: a long one is cut in a 170 px picture ("Digit A as the ... it").
-        preview = gr.Image(value=initial, label="as the model sees it",
+        preview = DigitPreview(value=initial, label="as the model sees it",
                            image_mode="L", type="numpy", format="png", interactive=False,
                            height=190, width=170, elem_classes=["pixelated"], key=f"{slot}-preview",
                            buttons=PICTURE_BUTTONS)
