@@ -58,7 +58,11 @@ def test_output_pictures_are_written_whole_while_others_read_them(tmp_path):
     assert not short  # the in-place rewrite this replaces was seen truncated under load
 
 
-def test_the_queue_takes_a_lecture_and_the_session_store_is_capped():
+def test_the_queue_takes_a_lecture_and_the_session_store_is_capped(catalog):
     from explorer.ui import demo
 
     assert demo.MAX_QUEUE >= 300 and 100 <= demo.SESSIONS <= 1000
+    # Places in the queue are told on a clock, not to every waiting request each time one starts.
+    queue = demo.build_demo(catalog, warm_up=False)._queue
+    assert queue.max_size == demo.MAX_QUEUE and not queue.live_updates
+    assert queue.update_intervals == demo.QUEUE_STATUS_EVERY

@@ -51,6 +51,12 @@ PAGE_JS = """() => {
 MAX_QUEUE = 600
 # Sessions whose state Gradio keeps (about 340 kB each); the oldest are dropped past it.
 SESSIONS = 400
+# Waiting visitors hear their place in the queue every this many seconds. Gradio's default
+# ("auto") tells every waiting request of a pool each time one of them starts: with a hall
+# queued, O(n) messages per request, written by the one event loop and parsed by every client
+# (60 clients x 2 grids: 55-57 -> 42-46 ms of server CPU per call at 2 s, a CPU-weighted profile
+# and /proc counts, see benchmarks/reports/load.md).
+QUEUE_STATUS_EVERY = 1.0
 
 
 def notices_markdown(catalog: Catalog) -> str:
@@ -93,7 +99,7 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
             gr.Markdown(notices)
         if start is None:
             gr.Markdown("No latent model could be loaded, so there is nothing to explore yet.")
-            return demo.queue(max_size=MAX_QUEUE)
+            return queued(demo)
         with gr.Tabs(elem_classes=["main-tabs"]) as tabs:
             with gr.Tab(TAB_LABELS["grid"], id="grid"):
                 links.add(grid.build(services, start, store).link)
@@ -120,7 +126,13 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
         presets.value = presets_markdown({*catalog.latent, *catalog.autoregressive}, set(links.tabs))
         present.click(None, None, None, js=TOGGLE_PRESENT_JS, api_name="presentation_mode")
         links.wire(demo, tabs, TAB_LABELS, link_button, link_box, sharing)
-    return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2)
+    return queued(demo)
+
+
+def queued(demo: gr.Blocks) -> gr.Blocks:
+    """The app's queue: bounded (MAX_QUEUE), two requests of a kind at a time unless an event
+    says otherwise, places in the queue told every QUEUE_STATUS_EVERY seconds."""
+    return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2, status_update_rate=QUEUE_STATUS_EVERY)
 
 
 def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
