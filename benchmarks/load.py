@@ -18,11 +18,14 @@ gradio_client, one client (one session, as one browser tab) per simulated studen
 3. A soak: `--soak-clients` clients calling without pause for `--soak-seconds`; reports
    errors, latencies, CPU per call and RSS growth from start to end.
 
-The clients are made before each run's clock starts (a client fetches the page's config, as
-a browser opening the page does). All of them share one TLS context: gradio_client otherwise
-builds one, loading the CA bundle, for every request and every file download, even over
-plain http (about 20 ms of CPU each, two or more per call: more than the server's own work on
-a grid), which a browser never does. The server's RSS is sampled every 0.1 s from /proc (Linux). Writes benchmarks/reports/load.md.
+The clients are made before each run's clock starts (a client fetches the page's config, as a
+browser opening the page does). All of them share one TLS context: gradio_client otherwise
+builds one, loading the CA bundle, for every request and every file download, even over plain
+http (about 20 ms of CPU each, two or more per call: more than the server's own work on a
+grid), which a browser never does. `/interpolate` sends its two digits as files, uploaded on
+every call (a browser sends back the previews already on the server), so its figures hold two
+uploads a call more than a student's. The server's RSS is sampled every 0.1 s from /proc
+(Linux). Writes benchmarks/reports/load.md.
 """
 
 from __future__ import annotations
