@@ -155,3 +155,35 @@ def test_the_y_axis_name_is_not_under_the_pictures_caption(services):
     assert (strip < 128).any()  # the name, written up the left edge at mid-height
     plain, _ = render.labelled_grid(images, [0.0] * 9, [0.0] * 9, "z3", "")
     assert not np.array_equal(np.asarray(plain)[:, :20], arr[:, :20])
+
+
+def test_the_same_grid_asked_again_is_drawn_and_encoded_once(services, tmp_path, monkeypatch):
+    """A hall asking for the same view (a preset, the same slider value) draws it once and
+    hands out the same file; any other setting is drawn anew."""
+    from gradio import processing_utils
+
+    from explorer.ui import grid
+    from explorer.ui.demo import configure_pil
+
+    configure_pil()
+    settings = ("mnist-vae", 0, 1, 2.0, 3, "random draw (seed)", 5, None, None)
+    first, code = grid.grid_picture(services, *settings)
+    again, code_again = grid.grid_picture(services, *settings)
+    assert again is first and code_again == code
+    other, _ = grid.grid_picture(services, "mnist-vae", 0, 1, 2.0, 3, "random draw (seed)", 6, None, None)
+    assert other is not first and not np.array_equal(np.asarray(other), np.asarray(first))
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    encoded, _ = grid.grid_picture(services, "mnist-vae", 0, 1, 2.0, 3, "encoded image", 0, digit, None)
+    moved = digit.copy()
+    moved[5:23, 16:18] = 255
+    assert grid.grid_picture(services, "mnist-vae", 0, 1, 2.0, 3, "encoded image", 0, moved, None)[0] is not encoded
+
+    encodes = []
+    encode = processing_utils.encode_pil_to_bytes
+    monkeypatch.setattr(processing_utils, "encode_pil_to_bytes", lambda *a: encodes.append(1) or encode(*a))
+    path = processing_utils.save_pil_to_cache(first, str(tmp_path), format="png")
+    assert processing_utils.save_pil_to_cache(again, str(tmp_path), format="png") == path and len(encodes) == 1
+    assert np.array_equal(picture(path), np.asarray(first))
+    processing_utils.save_pil_to_cache(first.copy(), str(tmp_path), format="png")  # not shared: encoded
+    assert len(encodes) == 2

@@ -9,6 +9,7 @@ import inspect
 import logging
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
@@ -231,6 +232,44 @@ class FileStore:
             for old in files[:-self.keep]:
                 old.unlink(missing_ok=True)
         return str(path)
+
+
+class SharedPictures:
+    """Pictures handed out again unchanged (a view remembered by `Services.picture`), and the
+    files Gradio's cache writer (`demo.atomic_picture_cache`) made of them: a repeat hands out
+    the same file instead of encoding the picture anew. Held weakly (PIL pictures cannot be
+    hashed, so by identity): a picture its cache forgets is forgotten here too."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, tuple[weakref.ref, dict[tuple, str]]] = {}
+        self._lock = threading.RLock()  # a picture may die (and be forgotten) while the lock is held
+
+    def share(self, picture: Any) -> Any:
+        """Mark `picture` as never changed from now on; returns it."""
+        key = id(picture)
+        with self._lock:
+            if key not in self._files:
+                self._files[key] = (weakref.ref(picture, lambda _, key=key: self._forget(key)), {})
+        return picture
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._files.pop(key, None)
+
+    def file(self, picture: Any, where: tuple) -> str | None:
+        """The file written for a shared `picture` with settings `where`, if any."""
+        with self._lock:
+            entry = self._files.get(id(picture))
+            return entry[1].get(where) if entry and entry[0]() is picture else None
+
+    def remember(self, picture: Any, where: tuple, path: str) -> None:
+        with self._lock:
+            entry = self._files.get(id(picture))
+            if entry and entry[0]() is picture:
+                entry[1][where] = path
+
+
+SHARED_PICTURES = SharedPictures()
 
 
 def lead(text: str) -> gr.Markdown:

@@ -25,7 +25,7 @@ from . import compare, directions, encode, grid, interpolate, likelihood, manifo
 from . import codes
 from .catalog import Catalog
 from .services import Services
-from .common import CSS, FileStore
+from .common import CSS, SHARED_PICTURES, FileStore
 from .grid import default_model
 from .links import Links, presets_markdown
 
@@ -202,13 +202,20 @@ def atomic_picture_cache() -> None:
     """Gradio names an output picture by its content and rewrote that file in place, so while
     one request streamed a picture (same example, same seed) another truncated it: downloads
     came back short ("Too little data for declared Content-Length"). Written to a temporary
-    file and renamed into place, a reader keeps the whole old copy, identical by construction."""
+    file and renamed into place, a reader keeps the whole old copy, identical by construction.
+    A shared picture (`common.SHARED_PICTURES`, never changed) handed out again is not encoded
+    again: its file is."""
     from gradio import processing_utils
 
     if getattr(processing_utils.save_pil_to_cache, "atomic", False):
         return
 
     def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        where = (cache_dir, name, format)
+        known = SHARED_PICTURES.file(img, where)  # a remembered view handed out again: its file
+        if known is not None and os.path.exists(known):
+            os.utime(known)
+            return known
         data = processing_utils.encode_pil_to_bytes(img, format)
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)
@@ -220,6 +227,7 @@ def atomic_picture_cache() -> None:
             os.replace(tmp, target)
         else:
             os.utime(target)  # the cache ages files by time: a picture handed out again is fresh
+        SHARED_PICTURES.remember(img, where, str(target))
         return str(target)
 
     save_pil_to_cache.atomic = True  # type: ignore[attr-defined]

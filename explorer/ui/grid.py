@@ -11,6 +11,7 @@ the code of an encoded image.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,8 @@ from .. import intake, latent, render
 from .services import Services
 from . import inputs
 from .catalog import Catalog
-from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, FileStore, ModelSlider,
-                     about_model, class_picker, label_or_none, model_info, user_errors)
+from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, SHARED_PICTURES,
+                     FileStore, ModelSlider, about_model, class_picker, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import DigitInput, digit_input
 
@@ -124,11 +125,34 @@ def grid_picture(services: Services, name: str, dim_x: Any, dim_y: Any, span: fl
     size = inputs.count(size, "grid size", *SIZE_RANGE)
     span = inputs.number(span, "range", *SPAN_RANGE)
     y = label_or_none(catalog, name, label)
-    base = base_code(services, name, fixed, seed, digit, y)
-    grid = latent.latent_grid(model, base, dx, dy, span, size, y)
-    picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
-                                      f"z{dx}", f"z{dy}")
-    return picture, [round(float(v), 5) for v in base]
+
+    def draw() -> tuple[Image.Image, list[float]]:
+        base = base_code(services, name, fixed, seed, digit, y)
+        grid = latent.latent_grid(model, base, dx, dy, span, size, y)
+        picture, _ = render.labelled_grid(grid.images, grid.x_values.tolist(), grid.y_values.tolist(),
+                                          f"z{dx}", f"z{dy}")
+        return SHARED_PICTURES.share(picture), [round(float(v), 5) for v in base]
+
+    held = fixed_key(fixed, seed, digit)
+    if held is None:  # settings base_code refuses with a sentence
+        return draw()
+    picture, code = services.picture(("grid", name, dx, dy, span, size, held, y), draw)
+    return picture, list(code)
+
+
+def fixed_key(fixed: Any, seed: Any, digit: Any) -> tuple | None:
+    """What decides the fixed code, as a cache key: the choice, and the seed of a random draw
+    or the encoded image's content; None for settings that `base_code` refuses."""
+    if not isinstance(fixed, str):
+        return None
+    if fixed == BASE_MEAN:
+        return (BASE_MEAN,)
+    if fixed == BASE_RANDOM:
+        return (BASE_RANDOM, inputs.seed(seed))
+    if fixed == BASE_IMAGE and digit is not None:
+        image = inputs.image(digit)
+        return (BASE_IMAGE, image.shape, str(image.dtype), hashlib.sha1(np.ascontiguousarray(image)).hexdigest())
+    return None
 
 
 def select(services: Services, name: str, dim_x: Any, dim_y: Any, label: Any

@@ -33,6 +33,9 @@ FIELD_CACHE = 4 * 784
 CODE_PLAYS = 256
 # Test images whose codes make a VQ-VAE's codebook-usage histogram.
 USAGE_IMAGES = 2000
+# Pictures drawn from a view's settings alone, remembered (the most recent): a hall asking for
+# the same view at once (a preset, the lecturer's "now set the range to 3") draws it once.
+PICTURES = 64
 
 V = TypeVar("V")
 
@@ -98,6 +101,7 @@ class Services:
         self._samples: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
         self._code_plays: Memo[list[sampling.CodeStep]] = Memo(CODE_PLAYS)
         self._code_usage: Memo[tuple[torch.Tensor, str]] = Memo()
+        self._pictures: Memo[Any] = Memo(PICTURES)
 
     def _latent_model(self, name: str | None) -> LatentModel:
         return self.catalog.checkpoint(name, "latent").model  # type: ignore[return-value]
@@ -284,6 +288,14 @@ class Services:
             return torch.bincount(codes.flatten(), minlength=model.num_codes), f"{len(x)} encoded test images"
 
         return self._code_usage.get(name, compute)
+
+    # ---------------------------------------------------------------- pictures
+
+    def picture(self, key: Hashable, draw: Callable[[], V]) -> V:
+        """What `draw` makes for a view's settings `key` (every setting that decides it, the
+        model's name first), drawn once and remembered among the PICTURES most recent. The
+        value is shared: callers never change it."""
+        return self._pictures.get(key, draw)
 
     # ---------------------------------------------------------------- start-up
 
