@@ -139,7 +139,7 @@ if (!window.pixelTabKeys) {
   document.addEventListener('keyup', event => { if (ours(event)) event.preventDefault(); });
 }
 """
-KEYS_HINT = "Keys: <kbd>Space</kbd> plays and stops; <kbd>←</kbd> <kbd>→</kbd> step one pixel."
+KEYS_HINT = "Keys: <kbd>Space</kbd> plays and stops; <kbd>←</kbd> <kbd>→</kbd> step one pixel (or one code)."
 
 EXPLANATION = (
     "An autoregressive model writes an image **one pixel at a time**, left to right, top to bottom: "
