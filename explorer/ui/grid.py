@@ -11,7 +11,6 @@ the code of an encoded image.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 from PIL import Image
 
 from .. import intake, latent, render
-from .services import Services
+from .services import Services, content_key
 from . import inputs
 from .catalog import Catalog
 from .common import (BASE_IMAGE, BASE_MEAN, BASE_RANDOM, DECODE, LIGHT, PICTURE_BUTTONS, SHARED_PICTURES,
@@ -151,7 +150,7 @@ def fixed_key(fixed: Any, seed: Any, digit: Any) -> tuple | None:
         return (BASE_RANDOM, inputs.seed(seed))
     if fixed == BASE_IMAGE and digit is not None:
         image = inputs.image(digit)
-        return (BASE_IMAGE, image.shape, str(image.dtype), hashlib.sha1(np.ascontiguousarray(image)).hexdigest())
+        return (BASE_IMAGE, *content_key(image))
     return None
 
 

@@ -68,7 +68,7 @@ from .. import intake, render, sampling
 from ..models.base import AutoregressiveModel
 from ..sampling import PixelStep
 from .catalog import Catalog
-from .services import FIELD_CACHE, Memo, Services
+from .services import FIELD_CACHE, Memo, Services, content_key
 from . import codes, inputs
 from .common import (PICTURE_BUTTONS, DECODE, ModelSlider, about_model, class_picker, how_to_read, label_or_none, model_info, picked_class,
                      user_errors)
@@ -222,8 +222,7 @@ def stream(catalog: Catalog, req: Request) -> Iterator[PixelStep]:
 
 def step_at(catalog: Catalog, req: Request, pixel: Any) -> PixelStep:
     """The step that decides pixel number `pixel` (1 to H * W in raster order), computed from the start."""
-    total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
-    index = inputs.whole(pixel, "pixel", 1, total) - 1
+    index = inputs.whole(pixel, "pixel", 1, positions(catalog, req.name)) - 1
     for step in stream(catalog, req):
         if step.index == index:
             return step
@@ -364,9 +363,9 @@ class Player:
 
     def playback(self, req: Request, start: int, speed: int) -> "Playback":
         """The play of `req` from raster index `start`, a frame every `speed` pixels (shared)."""
-        image = None if req.image is None else hashlib.sha1(req.image.numpy().tobytes()).hexdigest()
+        image = None if req.image is None else content_key(req.image)
         key = (req.name, req.samples, req.temperature, req.seed, req.given_rows, image, req.label, start, speed)
-        total = math.prod(self.services.catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
+        total = positions(self.services.catalog, req.name)
         return self._plays.get(key, lambda: Playback(self, req, frame_indices(total, start, speed)))
 
     def field_picture(self, req: Request, step: PixelStep) -> tuple[str, torch.Tensor]:
@@ -442,7 +441,7 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
                 yield (index + 1, *code_frame(tuple(shown)))
         return
     req = request(catalog, name, samples, temperature, seed, given_rows, image, label)
-    total = math.prod(catalog.checkpoint(req.name, "autoregressive").model.data_shape[1:])
+    total = positions(catalog, req.name)
     speed = inputs.count(speed, "number of pixels per frame", 1, total)
     position = inputs.whole(position or 0, "pixel")
     start = 0 if position >= total else max(position, 0)   # the index of the pixel after pixel number `position`
@@ -567,8 +566,8 @@ def build(services: Services) -> Shareable | None:
                     "(or gated_pixelcnn, row_lstm, diagonal_bilstm) to watch it generate here.")
         return None
     start = names[0]
-    total = math.prod(catalog.checkpoint(start, "autoregressive").model.data_shape[1:])
-    opening = start_pixel(catalog.checkpoint(start, "autoregressive").model)
+    total = positions(catalog, start)
+    opening = opening_position(catalog, start)
     first = view(services, start, START_SAMPLES, START_TEMPERATURE, START_SEED, 0, None, None, opening)
     # On a 1280x720 projector the model, the pixel and the buttons take one row and the samples
     # are bounded by the screen's height; settings, model details and the explanation follow.

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
+import numpy as np
 import torch
 
 from .. import directions, heavy, latent, metrics, packing, sampling
@@ -38,6 +39,13 @@ USAGE_IMAGES = 2000
 PICTURES = 64
 
 V = TypeVar("V")
+
+
+def content_key(picture: Any) -> tuple:
+    """A picture (numpy array or tensor) as a cache key: its shape, type and a digest of its
+    pixels, so the same picture sent again finds what was computed for it."""
+    array = np.ascontiguousarray(picture.numpy() if isinstance(picture, torch.Tensor) else np.asarray(picture))
+    return array.shape, str(array.dtype), hashlib.sha1(array).digest()
 
 
 class Memo(Generic[V]):
@@ -162,7 +170,7 @@ class Services:
                 code, error = heavy.encode(model, image.unsqueeze(0), label)
             return code[0], float(error[0])
 
-        return self._encoded.get((name, hashlib.sha1(image.numpy().tobytes()).digest(), label), compute)
+        return self._encoded.get((name, content_key(image), label), compute)
 
     def test_codes(self, name: str, n: int = SCATTER_POINTS) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Codes (n, D) and labels (n,) of the first n test images, computed once per model.
