@@ -115,7 +115,7 @@ def level_row(label: str, plays: list[Play], nominal: float, cpu: float, client_
     return (f"| {label} | {len(plays)} | {errors} | {p50:.2f} | {report.percentile(firsts, 0.95):.2f} | "
             f"{f50:.2f} | {report.percentile(finishes, 0.95):.2f} | {nominal:.2f} | {worst:.2f} | "
             f"{statistics.median(shown) if shown else 0:.0f} | {least} | "
-            f"{cpu:.1f} | {client_cpu:.2f} | {os.getloadavg()[0]:.1f} |")
+            f"{cpu:.2f} | {client_cpu:.2f} | {os.getloadavg()[0]:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:

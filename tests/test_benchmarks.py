@@ -90,5 +90,7 @@ def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained
         assert float(f50) >= (frames - 1) / pixels.FPS
         assert float(worst) >= float(f95) / nominal - 0.01      # the worst play is at least the p95 one
         assert 2 <= int(least) <= int(shown) <= frames          # the first and the last at least
-        assert float(cpu) > 0 and float(client_cpu) >= 0 and float(load) >= 0
+        # /proc counts CPU in 10 ms ticks, so one short play's server share can read 0.00.
+        assert float(cpu) >= 0 and float(client_cpu) >= 0 and float(load) >= 0
+    assert sum(float(row[11]) for row in rows.values()) > 0    # the server's CPU is measured
     assert "Problems:" not in text
