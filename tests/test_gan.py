@@ -13,6 +13,7 @@ TINY = {"latent_dim": 8, "channels": 4}
 
 
 @pytest.mark.parametrize("name,cfg", [("dcgan", TINY), ("wgan_gp", TINY), ("gan", {"latent_dim": 8, "hidden": 16}),
+                                      ("dcgan", {**TINY, "refine": 2}), ("wgan_gp", {**TINY, "refine": 1}),
                                       ("gan", {**TINY, "generator": "conv", "discriminator": "conv"})])
 def test_generator_shapes_and_range(name, cfg):
     model = build(name, cfg).eval()
@@ -32,6 +33,18 @@ def test_dcgan_follows_the_paper_and_wgan_critic_has_no_batch_norm():
     assert isinstance(dc.discriminator[1], torch.nn.LeakyReLU)  # no norm right after the input conv
     assert isinstance(dc.generator[-1], torch.nn.Tanh) and isinstance(dc.generator[-2], torch.nn.ConvTranspose2d)
     assert "BatchNorm2d" not in kinds(wg.discriminator)
+
+
+def test_refine_adds_size_keeping_convolutions_and_zero_is_the_old_network():
+    old_config = {k: v for k, v in build("dcgan", TINY).config.items() if k != "refine"}
+    old, plain, deep = build("dcgan", old_config), build("dcgan", {**TINY, "refine": 0}), build("dcgan", {**TINY, "refine": 2})
+    assert old.config["refine"] == 0 and old.state_dict().keys() == plain.state_dict().keys()
+    convs = lambda net: [m for m in net if isinstance(m, torch.nn.Conv2d) and m.stride == (1, 1)]  # noqa: E731
+    # Two 3x3 blocks at each of the generator's two stages and the discriminator's two.
+    assert len(convs(plain.generator)) == len(convs(plain.discriminator)) == 0
+    assert len(convs(deep.generator)) == len(convs(deep.discriminator)) == 4
+    assert all(m.kernel_size == (3, 3) and m.in_channels == m.out_channels for m in convs(deep.generator))
+    assert "BatchNorm2d" not in [type(m).__name__ for m in build("wgan_gp", {**TINY, "refine": 1}).discriminator]
 
 
 def test_gradient_penalty_matches_a_per_image_computation():
