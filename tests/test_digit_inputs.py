@@ -92,3 +92,28 @@ def test_each_bad_input_gets_its_message_and_the_session_goes_on(client, tmp_pat
 
     path, _ = client.predict(handle_file(str(heavy)), api_name="/b_from_upload")  # still serving
     assert picture(path).shape == (28, 28)
+
+
+def test_a_file_sent_by_path_must_be_one_the_app_received(server, tmp_path: Path):
+    """A caller can send a bare {"path": ...} (no type tag, so Gradio does not check it): the
+    app reads only files in Gradio's upload folder, uploads and pictures it sent out itself."""
+    from gradio_client import Client
+
+    url, _ = server
+    raw = Client(url, verbose=False, download_files=False)
+    try:
+        outside = tmp_path / "private.png"
+        seven().save(outside)
+        sneaky = [str(outside), str(tmp_path / ".." / tmp_path.name / "private.png"), "/etc/passwd"]
+        for path in sneaky:
+            # Previews are app-decoded gr.Images: Gradio's model takes a value without the tag.
+            # (The upload box and the sketchpad have models that refuse one.)
+            with pytest.raises(AppError, match="was not uploaded to this app"):
+                raw.predict("mnist-vae", {"path": path}, {"path": path}, "lerp", 5, None, api_name="/interpolate")
+        # A preview the app sent out can be sent back, as the page does.
+        preview, _ = raw.predict("mnist-vae", 3, api_name="/a_from_example")
+        strip, *_ = raw.predict("mnist-vae", {"path": preview["path"]}, {"path": preview["path"]}, "lerp", 5, None,
+                                api_name="/interpolate")
+        assert Path(strip["path"]).is_file()
+    finally:
+        raw.close()

@@ -60,7 +60,7 @@ def sent_picture(file: FileData | bytes | None) -> Image.Image | None:
             return intake.open_image(data)
         if not file.path:
             raise intake.ImageInputError("The picture sent is not an image this app can read.")
-        return intake.open_image(file.path)
+        return intake.open_image(inputs.received_file(file.path))
     except intake.ImageInputError as err:
         raise inputs.refuse(str(err)) from None
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Sequence
 
 import gradio as gr
+import gradio.utils
 import numpy as np
 
 from .catalog import Catalog
@@ -158,7 +160,20 @@ def upload(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value or "\x00" in value:
         raise refuse("The upload is not a file. Choose an image file (PNG, JPEG, GIF, BMP or WebP).")
-    return value
+    return received_file(value)
+
+
+def received_file(path: str) -> str:
+    """`path` if it names a file in Gradio's upload folder (an upload, or a picture the app
+    sent out), else a refusal. Gradio checks this only for file values that carry its type
+    tag; a caller sending a bare {"path": "/any/file"} would otherwise have the app read any
+    file on the server."""
+    folder = os.path.realpath(gradio.utils.get_upload_folder())
+    real = os.path.realpath(path)
+    if os.path.commonpath([folder, real]) != folder:
+        raise refuse("That file was not uploaded to this app. Upload the picture itself (PNG, JPEG, GIF, BMP "
+                     "or WebP).")
+    return real
 
 
 def drawing(value: Any) -> dict[str, Any] | None:
