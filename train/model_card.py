@@ -47,6 +47,12 @@ def _epochs_in(command: str) -> int | None:
     return int(words[words.index("--epochs") + 1]) if "--epochs" in words[:-1] else None
 
 
+def _out_in(command: str) -> str | None:
+    """The --out path of a training command."""
+    words = command.split()
+    return words[words.index("--out") + 1] if "--out" in words[:-1] else None
+
+
 def _precision(training: dict) -> str:
     """How the steps were computed; runs from before `--precision` existed were all float32."""
     words = {"bf16": "bf16 autocast", "fp32": "float32"}
@@ -100,6 +106,9 @@ def render(folder: Path) -> str:
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
+        wrote = _out_in(t.get("command", ""))
+        if wrote and Path(wrote).parts[-2:] != path.parts[-2:]:  # trained by hand into runs/, then shipped
+            parts.append(f"The run wrote `{wrote}`; this file is a copy of it, taken when it was evaluated.\n")
         start = t.get("started_from")
         if start:  # a warm start (--init): the run that made the starting weights
             asked = _epochs_in(start.get("command") or "")

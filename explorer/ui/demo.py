@@ -56,6 +56,8 @@ SESSIONS = 400
 # queued, O(n) messages per request, written by the one event loop and parsed by every client
 # (60 clients making 2 grids each: 55-57 ms of server CPU per call with "auto", 42-46 at 2 s).
 QUEUE_STATUS_EVERY = 1.0
+# Gradio's monitoring summary is rebuilt every this many events, over as many (see `queued`).
+ANALYTICS_EVERY = 1000
 
 
 def notices_markdown(catalog: Catalog) -> str:
@@ -131,6 +133,12 @@ def build_demo(catalog: Catalog, warm_up: bool = True) -> gr.Blocks:
 def queued(demo: gr.Blocks) -> gr.Blocks:
     """The app's queue: bounded (MAX_QUEUE), two requests of a kind at a time unless an event
     says otherwise, places in the queue told every QUEUE_STATUS_EVERY seconds."""
+    # Gradio's monitoring summary (a pandas group-by over the last 10,000 events) is rebuilt
+    # after every event by default, a cost that grows with the events kept until 10,000 have
+    # run. Nothing here reads it: rebuild it every ANALYTICS_EVERY events, over the last as
+    # many. The Queue reads both settings when it is made, here.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVERY))
     return demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=2, status_update_rate=QUEUE_STATUS_EVERY)
 
 

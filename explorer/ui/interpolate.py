@@ -86,9 +86,10 @@ def walk(services: Services, name: str, image_a: np.ndarray | None, image_b: np.
                               (InversionProgress(progress, f"inverting the generator for digit {end}") for end in "AB"))
     z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y, a_progress)
     z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y, b_progress)
-    decoded = latent.decode(model, latent.interpolate(model, z0, z1, steps, method), y)
-    ends = latent.decode(model, torch.stack([z0, z1]), y)
-    return Walk(model, decoded, ends, (z0, z1), (error_a, error_b), steps, method)
+    # One decoder pass for the path and the two reconstructions.
+    pictures = latent.decode(model, torch.cat([latent.interpolate(model, z0, z1, steps, method),
+                                               torch.stack([z0, z1])]), y)
+    return Walk(model, pictures[:steps], pictures[steps:], (z0, z1), (error_a, error_b), steps, method)
 
 
 def interpolation(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
