@@ -25,7 +25,8 @@ http (about 20 ms of CPU each, two or more per call: more than the server's own 
 grid), which a browser never does. `/interpolate` sends back as its two digits a preview
 already on the server (the upload of a drawn '7', made once before the runs), by its path, as
 the page does, rather than uploading a file on every call. The server's RSS is sampled every
-0.1 s from /proc (Linux). Writes benchmarks/reports/load.md.
+0.1 s from /proc (Linux), and its readings every --rss-every seconds of the soak are listed, to
+tell memory that levels off from memory that keeps growing. Writes benchmarks/reports/load.md.
 """
 
 from __future__ import annotations
@@ -139,23 +140,30 @@ def rss_mb(pid: int) -> float:
 
 
 class RssSampler:
-    """The server's RSS every 0.1 s: its peak since the last reset."""
+    """The server's RSS every 0.1 s: its peak since the last reset, and a trace of it every
+    `every` seconds since then (to tell memory that levels off from memory that keeps growing)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+    def __init__(self, pid: int, every: float = 30.0) -> None:
+        self.pid, self.every, self.peak, self._stop = pid, every, 0.0, threading.Event()
+        self.trace: list[float] = []
+        self._since = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, rss_mb(self.pid))
+                now = rss_mb(self.pid)
             except OSError:
                 return
+            self.peak = max(self.peak, now)
+            if time.monotonic() - self._since >= self.every * len(self.trace):
+                self.trace.append(now)
             time.sleep(0.1)
 
     def reset(self) -> float:
         self.peak = now = rss_mb(self.pid)
+        self.trace, self._since = [now], time.monotonic()
         return now
 
     def stop(self) -> None:
@@ -329,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=3, help="calls per client in each concurrency run")
     p.add_argument("--soak-seconds", type=float, default=300)
     p.add_argument("--soak-clients", type=int, default=10)
+    p.add_argument("--rss-every", type=float, default=30, help="seconds between the soak's RSS readings")
     p.add_argument("--flood", type=int, default=8, help="simultaneous bomb uploads (and as many drawings)")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
@@ -340,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     server = start_server(args.trained, port)
-    sampler = RssSampler(server.pid)
+    sampler = RssSampler(server.pid, args.rss_every)
     lines = [f"# Load: {', '.join(map(str, args.clients))} concurrent clients, a PNG flood, a "
              f"{args.soak_seconds:g} s soak", "",
              f"Command: `{report.command('benchmarks.load', argv if argv is not None else sys.argv[1:])}`  ",
@@ -393,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                       "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
                       cpu.line(calls.count()),
                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {after:.0f} MB "
-                      f"({after - before:+.0f} MB; peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
+                      f"({after - before:+.0f} MB; peak {sampler.peak:.0f} MB).",
+                      f"RSS every {sampler.every:g} s from the start of the soak (MB): "
+                      + ", ".join(f"{mb:.0f}" for mb in sampler.trace) + ".", *calls.messages(), ""]
             close_clients(clients)
     finally:
         sampler.stop()

@@ -51,7 +51,7 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
 
     report = tmp_path / "load.md"
     load.main(["--trained", str(tiny_trained_dir), "--clients", "3", "--calls", "1", "--soak-seconds", "2",
-               "--soak-clients", "1", "--flood", "1", "--report", str(report)])
+               "--soak-clients", "1", "--rss-every", "1", "--flood", "1", "--report", str(report)])
     text = report.read_text()
     (grid,) = table_rows(text.split("## 3 concurrent")[1].split("## PNG flood")[0], "/grid")
     calls, errors, p50, p95 = grid[1:]
@@ -64,6 +64,10 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     assert "Refused before decoding: 2 by the app's header check (its message), 0 by PIL's limit" in text
     assert "otherwise: 0" in text
     assert "## Soak" in text and "RSS" in text
+    # The soak's RSS trace: a reading at its start and one per --rss-every second.
+    (trace,) = re.findall(r"RSS every 1 s from the start of the soak \(MB\): ([\d, ]+)\.", text)
+    readings = [int(mb) for mb in trace.split(", ")]
+    assert 2 <= len(readings) <= 4 and all(mb > 0 for mb in readings)
 
 
 def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained_dir, tmp_path, monkeypatch):
