@@ -11,8 +11,8 @@ from train import model_card
 from tests.helpers import REPO, TINY_GAN
 
 
-def _save(folder, epochs: int, requested: int) -> None:
-    command = f"python -m train wgan_gp --epochs {requested} --out trained/mnist-wgan_gp.safetensors --resume"
+def _save(folder, epochs: int, requested: int, out: str = "trained/mnist-wgan_gp.safetensors") -> None:
+    command = f"python -m train wgan_gp --epochs {requested} --out {out} --resume"
     checkpoints.save(folder / "mnist-wgan_gp.safetensors", build("wgan_gp", TINY_GAN).eval(), dataset="mnist",
                      metrics={"frechet_distance": 25.875, "classes_covered": 10, "headline": "frechet_distance",
                               "how": {"frechet_distance": "Frechet distance on the classifier's features",
@@ -34,6 +34,13 @@ def test_the_card_states_each_checkpoints_metrics_and_command(tmp_path):
     assert ("    LATENT_EXPLORER_DATA=../shared/data python -m train wgan_gp --epochs 70 "
             "--out trained/mnist-wgan_gp.safetensors --resume\n") in card
     assert "stopped early" not in card
+    assert "a copy of it" not in card  # the command wrote this very file
+
+
+def test_a_file_copied_from_a_run_written_elsewhere_says_so(tmp_path):
+    _save(tmp_path, epochs=70, requested=70, out="runs/mnist-wgan_gp-deeper.safetensors")
+    assert ("The run wrote `runs/mnist-wgan_gp-deeper.safetensors`; this file is a copy of it"
+            in model_card.render(tmp_path))
 
 
 def test_the_card_points_only_to_reports_that_exist(tmp_path):

@@ -41,16 +41,16 @@ files). Likelihoods on MNIST are in nats per image on the fixed binarized test s
 REPORTS = Path(__file__).resolve().parents[1] / "benchmarks" / "reports"
 
 
+def _option(command: str, flag: str) -> str | None:
+    """The value given to `flag` (e.g. "--epochs") in a training command, if any."""
+    words = command.split()
+    return words[words.index(flag) + 1] if flag in words[:-1] else None
+
+
 def _epochs_in(command: str) -> int | None:
     """The --epochs value of a training command (older checkpoints did not store it apart)."""
-    words = command.split()
-    return int(words[words.index("--epochs") + 1]) if "--epochs" in words[:-1] else None
-
-
-def _out_in(command: str) -> str | None:
-    """The --out path of a training command."""
-    words = command.split()
-    return words[words.index("--out") + 1] if "--out" in words[:-1] else None
+    epochs = _option(command, "--epochs")
+    return int(epochs) if epochs else None
 
 
 def _precision(training: dict) -> str:
@@ -106,8 +106,9 @@ def render(folder: Path) -> str:
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
-        wrote = _out_in(t.get("command", ""))
-        if wrote and Path(wrote).parts[-2:] != path.parts[-2:]:  # trained by hand into runs/, then shipped
+        wrote = _option(t.get("command", ""), "--out")
+        # Shipped files live in trained/; a run written elsewhere (runs/) was copied in by hand.
+        if wrote and (Path(wrote).parent.name, Path(wrote).name) != ("trained", path.name):
             parts.append(f"The run wrote `{wrote}`; this file is a copy of it, taken when it was evaluated.\n")
         start = t.get("started_from")
         if start:  # a warm start (--init): the run that made the starting weights
