@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import intake
+from .. import intake, memory
 from . import inputs
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
 from . import codes
@@ -245,5 +245,6 @@ def atomic_picture_cache() -> None:
 def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, download: bool = True,
                       warm_up: bool = True) -> gr.Blocks:
     """Load the checkpoints in `folder` and build the app over them."""
+    memory.return_freed_memory()
     configure_pil()
     return build_demo(Catalog.from_folder(folder, data_dir=data_dir, download=download), warm_up=warm_up)
