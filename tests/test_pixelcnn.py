@@ -77,6 +77,29 @@ def test_gated_model_sees_the_whole_rectangle_above_no_blind_spot():
     assert torch.equal(seen, expected)
 
 
+def test_gated_dropout_acts_in_training_only_and_leaves_causality():
+    with_dropout, without = tiny_pixelcnn("gated", dropout=0.5), tiny_pixelcnn("gated")
+    with_dropout.load_state_dict(without.state_dict())          # the same weights
+    x = random_images(without, 4)
+    # Evaluation (and so sampling, which runs in eval mode) uses every unit: the same model.
+    assert torch.equal(with_dropout.logits(x), without.logits(x))
+    with_dropout.train()
+    torch.manual_seed(1)
+    first = with_dropout.logits(x)
+    assert not torch.equal(first, with_dropout.logits(x))       # a fresh mask per call
+    assert not torch.equal(first, without.logits(x))
+    # Dropout drops units, it does not let a pixel see later ones.
+    row, col, width = 6, 4, 10
+    grad = input_gradient(with_dropout, row, col).flatten()
+    assert torch.equal(grad[row * width + col:], torch.zeros_like(grad[row * width + col:]))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0])
+def test_gated_dropout_out_of_range_is_refused(p):
+    with pytest.raises(ValueError, match="dropout must be in"):
+        tiny_pixelcnn("gated", dropout=p)
+
+
 def test_plain_pixelcnn_has_the_blind_spot_up_right():
     pixelcnn, gated = tiny_pixelcnn("pixelcnn"), tiny_pixelcnn("gated")
     row, col = 6, 4

@@ -140,11 +140,15 @@ class GatedLayer(nn.Module):
         h_pre = hconv(h) + link(v_pre shifted down one row) + class bias
         v'    = tanh * sigmoid (v_pre)
         h'    = h + 1x1(tanh * sigmoid (h_pre))           (no residual in the first layer)
+
+    `dropout` drops entries of the 1x1's output while training (a small data set's code maps,
+    one fixed map per image, are otherwise learnt by heart); evaluation and sampling use all.
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel: int, first: bool, num_classes: int) -> None:
+    def __init__(self, in_channels: int, channels: int, kernel: int, first: bool, num_classes: int,
+                 dropout: float = 0.0) -> None:
         super().__init__()
-        self.first = first
+        self.first, self.dropout = first, dropout
         self.vconv = MaskedConv2d(in_channels, 2 * channels, vertical_mask(kernel), (kernel // 2, kernel // 2))
         self.hconv = MaskedConv2d(in_channels, 2 * channels, horizontal_mask(kernel, "A" if first else "B"),
                                   (0, kernel // 2))
@@ -169,7 +173,7 @@ class GatedLayer(nn.Module):
         v_pre = self.vconv(v) + bv
         v_above = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]     # row r holds v_pre of row r - 1
         h_pre = self.hconv(h) + self.link(v_above) + bh
-        h_new = self.hout(gate(h_pre))
+        h_new = F.dropout(self.hout(gate(h_pre)), self.dropout, self.training)
         return gate(v_pre), h_new if self.first else h + h_new
 
 
@@ -183,16 +187,18 @@ class GatedPixelCNN(CausalModel):
     name = "gated_pixelcnn"
     description = "gated PixelCNN"
     defaults = {"channels": 32, "layers": 8, "first_kernel": 7, "kernel": 3, "output": "bernoulli",
-                "num_classes": 0, "num_codes": 0, "data_shape": [1, 28, 28]}
+                "num_classes": 0, "num_codes": 0, "dropout": 0.0, "data_shape": [1, 28, 28]}
 
     def __init__(self, **config) -> None:
         super().__init__(**config)
-        c, k0, k = self.config["channels"], self.config["first_kernel"], self.config["kernel"]
+        c, k0, k, p = (self.config[key] for key in ("channels", "first_kernel", "kernel", "dropout"))
         if self.config["layers"] < 1:
             raise ValueError(f"{self.name}: layers must be at least 1")
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{self.name}: dropout must be in [0, 1), not {p}")
         self.layers = nn.ModuleList(
-            [GatedLayer(self.grid_input.channels, c, k0, True, self.num_classes)]
-            + [GatedLayer(c, c, k, False, self.num_classes) for _ in range(self.config["layers"] - 1)])
+            [GatedLayer(self.grid_input.channels, c, k0, True, self.num_classes, p)]
+            + [GatedLayer(c, c, k, False, self.num_classes, p) for _ in range(self.config["layers"] - 1)])
 
     def features_to_logits(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         y = self._check_labels(y, features.shape[0])
