@@ -6,7 +6,8 @@ decodes pictures on many worker threads, torch tensors of a few MB each, so free
 scattered over many arenas piled up: in a 300 s soak (`benchmarks/load.py`) the server's RSS
 grew by 134 MB after its warm-up and did not level off, while Python's own heap (measured with
 tracemalloc) grew only by its bounded caches. Two arenas and a `malloc_trim` every few seconds
-give those pages back.
+give those pages back: +48 MB in the same soak. A slower creep remains (about 11 MB a minute
+in a 600 s soak at 45 calls a second; see benchmarks/reports/load.md), outside Python's heap.
 
 Elsewhere than on Linux with glibc (macOS, musl, Windows) this does nothing.
 """

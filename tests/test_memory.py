@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
+from benchmarks.load import rss_mb as rss_of
 from explorer import memory
 
 glibc_only = pytest.mark.skipif(memory._glibc() is None, reason="malloc_trim is glibc's (Linux)")
 
 
 def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return rss_of(os.getpid())
 
 
 @glibc_only
