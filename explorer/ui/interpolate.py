@@ -1,8 +1,8 @@
 """Interpolation tab: encode two digits and walk the code space from one to the other.
 
-Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip, the
-two endpoint reconstructions, the prior log-density along the lerp and slerp paths, and a
-note (for a GAN: how well the inversion that stands in for its encoder fitted the two
+Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip (its
+first and last frames are the two digits' reconstructions), the prior log-density along the
+lerp and slerp paths, and a note (for a GAN: how well the inversion that stands in for its encoder fitted the two
 digits; otherwise empty). Every control reruns it. `/interpolation_slides`: the same inputs
 -> the strip as a PNG and an animated GIF for slides (every pixel 8 or more wide), made on
 request. `/interpolation_model`: (model, label) -> its description and class picker.
@@ -25,7 +25,7 @@ from ..models.base import LatentModel
 from .services import Services
 from . import inputs
 from .common import (ENCODE, LIGHT, PICTURE_BUTTONS, FileStore, about_model, how_to_read, lead, class_picker,
-                     InversionProgress, digit_picture, label_or_none, model_info, user_errors)
+                     InversionProgress, label_or_none, model_info, user_errors)
 from .links import Shareable
 from .digits import digit_input
 
@@ -58,11 +58,10 @@ def inversion_note(name: str, errors: tuple[float, float]) -> str:
 
 @dataclass
 class Walk:
-    """An interpolation: the decoded path, the two reconstructions and what made them."""
+    """An interpolation: the decoded path and what made it."""
 
     model: LatentModel
-    decoded: torch.Tensor     # (steps, 1, 28, 28)
-    ends: torch.Tensor        # (2, 1, 28, 28): decode(encode(A)), decode(encode(B))
+    decoded: torch.Tensor     # (steps, 1, 28, 28); the first and last: decode(encode(A)), decode(encode(B))
     codes: tuple[torch.Tensor, torch.Tensor]
     errors: tuple[float, float]
     steps: int
@@ -86,22 +85,20 @@ def walk(services: Services, name: str, image_a: np.ndarray | None, image_b: np.
                               (InversionProgress(progress, f"inverting the generator for digit {end}") for end in "AB"))
     z0, error_a = services.encode_with_error(name, intake.prepare_digit(image_a), y, a_progress)
     z1, error_b = services.encode_with_error(name, intake.prepare_digit(image_b), y, b_progress)
-    # One decoder pass for the path and the two reconstructions.
-    pictures = latent.decode(model, torch.cat([latent.interpolate(model, z0, z1, steps, method),
-                                               torch.stack([z0, z1])]), y)
-    return Walk(model, pictures[:steps], pictures[steps:], (z0, z1), (error_a, error_b), steps, method)
+    # Both paths start at z0 and end at z1: the strip's ends are the reconstructions.
+    pictures = latent.decode(model, latent.interpolate(model, z0, z1, steps, method), y)
+    return Walk(model, pictures, (z0, z1), (error_a, error_b), steps, method)
 
 
 def interpolation(services: Services, name: str, image_a: np.ndarray | None, image_b: np.ndarray | None,
                   method: str, steps: Any, label: Any, progress: gr.Progress = gr.Progress()
-                  ) -> tuple[Image.Image, np.ndarray, np.ndarray, pd.DataFrame, str]:
-    """The strip, the two reconstructions, the density plot and (for a GAN) the inversion note,
-    with the inversion's progress on the page while it runs."""
+                  ) -> tuple[Image.Image, pd.DataFrame, str]:
+    """The strip, the density plot and (for a GAN) the inversion note, with the inversion's
+    progress on the page while it runs."""
     path = walk(services, name, image_a, image_b, method, steps, label, progress)
     picture = render.strip(path.decoded, render.strip_scale(path.steps))
     note = inversion_note(name, path.errors) if latent.inverts(path.model) else ""
-    return (picture, digit_picture(path.ends[0]), digit_picture(path.ends[1]),
-            density_table(services, name, *path.codes, path.steps), note)
+    return picture, density_table(services, name, *path.codes, path.steps), note
 
 
 def slides(services: Services, store: FileStore, name: str, image_a: np.ndarray | None,
@@ -146,7 +143,7 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
         method = gr.Radio(list(latent.METHODS), value="slerp", label="method", scale=1, elem_id="interpolation-method")
         steps = gr.Slider(*STEPS_RANGE, value=10, step=1, label="steps", scale=2)
         label = class_picker(catalog, start)
-    outputs = [None] * 4 + [""]
+    outputs = [None, None, ""]
     strip_slot = gr.Column()  # the strip goes first, above the inputs; filled in below
     with gr.Row():
         with gr.Column():
@@ -156,21 +153,17 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
     if start in catalog.latent:
         outputs = list(interpolation(services, start, a.initial, b.initial, "slerp", 10, 0))
     with strip_slot:
-        strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
+        # Its ends are A and B as the model reconstructs them: no pictures of their own (each
+        # costs the server an encoding and a download per call, under a hall's load too).
+        strip = gr.Image(value=outputs[0], label="interpolation strip: A reconstructed ... B reconstructed",
+                         type="pil", format="png",
                          interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
                          buttons=PICTURE_BUTTONS)
         # How well a GAN's inversion fitted the two digits; while it runs, its progress line
         # (an empty note has no height to show it on, hence the minimum).
-        note = gr.Markdown(outputs[4], min_height=40)
-    with gr.Row():
-        rec_a = gr.Image(value=outputs[1], label="A reconstructed", image_mode="L", format="png",
-                         interactive=False, height=190, width=170, elem_classes=["pixelated"],
-                         buttons=PICTURE_BUTTONS)
-        rec_b = gr.Image(value=outputs[2], label="B reconstructed", image_mode="L", format="png",
-                         interactive=False, height=190, width=170, elem_classes=["pixelated"],
-                         buttons=PICTURE_BUTTONS)
-        plot = gr.LinePlot(value=outputs[3], x=PLOT_X, y=PLOT_Y, color=PLOT_COLOR,
-                           label="prior log-density along the path", height=260, scale=3)
+        note = gr.Markdown(outputs[2], min_height=40)
+    plot = gr.LinePlot(value=outputs[1], x=PLOT_X, y=PLOT_Y, color=PLOT_COLOR,
+                       label="prior log-density along the path", height=260)
     with gr.Row():
         make_slides = gr.Button("Make downloads for slides", scale=0, min_width=220)
         png = gr.File(label="strip for slides (PNG, 8x or more)")
@@ -181,7 +174,7 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
                 "dimensions the straight line's middle is unusually *close to the centre*, a region the "
                 "decoder rarely saw.")
     controls = [model, a.preview, b.preview, method, steps, label]
-    results = [strip, rec_a, rec_b, plot, note]
+    results = [strip, plot, note]
     run = functools.partial(interpolation, services)
     model.input(user_errors(functools.partial(select, services)), [model, label], [info, label],
                 api_name="interpolation_model", **LIGHT)
