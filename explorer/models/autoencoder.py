@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import LatentModel, register
+from .deconv import ConvTranspose2d
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -63,8 +64,8 @@ class _ConvAutoencoder(LatentModel):
             nn.Linear(h, 2 * c * 49), nn.ReLU(),
         )
         self.dec_conv = nn.Sequential(
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (N, c, 14, 14)
-            nn.ConvTranspose2d(c, 1, 4, 2, 1),                 # (N, 1, 28, 28) logits
+            ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (N, c, 14, 14)
+            ConvTranspose2d(c, 1, 4, 2, 1),                 # (N, 1, 28, 28) logits
         )
 
     def _with_class(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

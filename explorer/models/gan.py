@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import LatentModel, register
+from .deconv import ConvTranspose2d
 
 
 def _refine(ch: int, blocks: int, norm: Callable[[int], nn.Module], act: Callable[[], nn.Module]) -> list[nn.Module]:
@@ -53,9 +54,9 @@ def _dcgan_generator(d: int, c: int, batch_norm: bool, refine: int = 0) -> nn.Mo
     return nn.Sequential(
         nn.Linear(d, 4 * c * 49), nn.Unflatten(1, (4 * c, 7, 7)), norm(4 * c), nn.ReLU(),
         *_refine(4 * c, refine, norm, nn.ReLU),
-        nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), norm(2 * c), nn.ReLU(),   # (N, 2c, 14, 14)
+        ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), norm(2 * c), nn.ReLU(),   # (N, 2c, 14, 14)
         *_refine(2 * c, refine, norm, nn.ReLU),
-        nn.ConvTranspose2d(2 * c, 1, 4, 2, 1), nn.Tanh(),                      # (N, 1, 28, 28)
+        ConvTranspose2d(2 * c, 1, 4, 2, 1), nn.Tanh(),                      # (N, 1, 28, 28)
     )
 
 

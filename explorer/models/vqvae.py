@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import GenerativeModel, build, register
+from .deconv import ConvTranspose2d
 from .causal import CausalModel
 
 
@@ -121,8 +122,8 @@ class VQVAE(GenerativeModel):
         self.decoder = nn.Sequential(
             nn.Conv2d(d, 2 * c, 3, 1, 1),                     # (N, 2c, 7, 7)
             Residual(2 * c), Residual(2 * c), nn.ReLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (N, c, 14, 14)
-            nn.ConvTranspose2d(c, 1, 4, 2, 1),                 # (N, 1, 28, 28) logits
+            ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (N, c, 14, 14)
+            ConvTranspose2d(c, 1, 4, 2, 1),                 # (N, 1, 28, 28) logits
         )
         # The codebook and its moving averages: buffers, updated without gradients.
         self.register_buffer("codebook", torch.randn(k, d))    # (K, D): e_k
