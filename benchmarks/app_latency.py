@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             g_out = [gr.Image(type="pil", format="png"), gr.JSON()]
             i_in = [gr.Textbox(), gr.Image(image_mode="L", type="numpy"), gr.Image(image_mode="L", type="numpy"),
                     gr.Textbox(), gr.Number(), gr.Number()]
-            i_out = [gr.Image(type="pil", format="png"), gr.Image(image_mode="L", format="png"),
-                     gr.Image(image_mode="L", format="png"), gr.LinePlot(), gr.Markdown()]
+            i_out = [gr.Image(type="pil", format="png"), gr.LinePlot(), gr.Markdown()]
             go = gr.Button()
         go.click(lambda *_: grid_out, g_in, g_out, api_name="noop_grid", concurrency_limit=2)
         go.click(lambda *_: interp_out, i_in, i_out, api_name="noop_interpolate", concurrency_limit=2)

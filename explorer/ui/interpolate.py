@@ -136,8 +136,9 @@ def restore(services: Services, params: dict[str, str]) -> list[Any]:
 def build(services: Services, start: str, store: FileStore) -> Shareable:
     """The tab's widgets and its `/interpolate` event; returns what a link holds of it."""
     catalog = services.catalog
-    lead("Encode two digits, then decode codes on the way from one to the other: **lerp** walks the "
-         "straight line, **slerp** turns along the sphere.")
+    lead("Encode two digits, then decode codes on the way from one to the other (the strip's ends are the "
+         "two digits as the model reconstructs them): **lerp** walks the straight line, **slerp** turns "
+         "along the sphere.")
     with gr.Row():
         model = gr.Dropdown(catalog.choices(), value=start, label="model", scale=3, elem_id="interpolation-model")
         method = gr.Radio(list(latent.METHODS), value="slerp", label="method", scale=1, elem_id="interpolation-method")
@@ -153,10 +154,9 @@ def build(services: Services, start: str, store: FileStore) -> Shareable:
     if start in catalog.latent:
         outputs = list(interpolation(services, start, a.initial, b.initial, "slerp", 10, 0))
     with strip_slot:
-        # Its ends are A and B as the model reconstructs them: no pictures of their own (each
-        # costs the server an encoding and a download per call, under a hall's load too).
-        strip = gr.Image(value=outputs[0], label="interpolation strip: A reconstructed ... B reconstructed",
-                         type="pil", format="png",
+        # Its ends are A and B as the model reconstructs them (said in the lead): no pictures of
+        # their own, each an encoding and a download per call for the server.
+        strip = gr.Image(value=outputs[0], label="interpolation strip", type="pil", format="png",
                          interactive=False, elem_id="interpolation-strip", elem_classes=["main-picture"],
                          buttons=PICTURE_BUTTONS)
         # How well a GAN's inversion fitted the two digits; while it runs, its progress line
