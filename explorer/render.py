@@ -195,12 +195,13 @@ def frames(images: torch.Tensor, scale: int = 6) -> list[Image.Image]:
     return [Image.fromarray(a) for a in upscale(to_uint8(images), scale)]
 
 
-def png_bytes(picture: Image.Image | np.ndarray) -> bytes:
-    """Encode a picture as PNG bytes (lossless)."""
+def png_bytes(picture: Image.Image | np.ndarray, level: int = 6) -> bytes:
+    """Encode a picture as PNG bytes (lossless); `level`: zlib's, 0-9 (6 is PIL's default;
+    1 encodes a 9x9 grid picture in 3.5 ms instead of 6.0, at 38 kB instead of 31)."""
     if isinstance(picture, np.ndarray):
         picture = Image.fromarray(picture)
     buf = io.BytesIO()
-    picture.save(buf, format="PNG")
+    picture.save(buf, format="PNG", compress_level=level)
     return buf.getvalue()
 
 

@@ -80,3 +80,41 @@ def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir,
            "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     with app_py_serving(env, port) as config:
         assert "mnist-vae2d" in config.text and "Latent Explorer" in config.text
+
+
+def test_the_server_skips_work_nothing_here_uses(monkeypatch):
+    """Per-request work that profiles of a hall's load found and nothing in the app reads:
+    FastAPI's telemetry hooks, and a failing search for matplotlib on every event."""
+    import importlib.util
+    import sys
+
+    import gradio as gr
+
+    from explorer.ui import launch
+    from explorer.ui.demo import no_matplotlib_search
+
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: seen.update(kwargs))
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    launch(demo.queue())
+    assert seen["app_kwargs"] == {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    seen.clear()
+    launch(demo, app_kwargs={"docs_url": "/docs"})     # a deployment's own settings win
+    assert seen["app_kwargs"] == {"docs_url": "/docs"}
+
+    # Without matplotlib, its import fails at once, with the ImportError Gradio expects...
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    no_matplotlib_search()
+    assert sys.modules["matplotlib"] is None
+    try:
+        import matplotlib  # noqa: F401
+        raise AssertionError("matplotlib imported")
+    except ImportError:
+        pass
+    # ...and where it is installed, nothing changes.
+    monkeypatch.delitem(sys.modules, "matplotlib")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    no_matplotlib_search()
+    assert "matplotlib" not in sys.modules

@@ -92,7 +92,9 @@ def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained
         assert 0 < float(p50) <= float(p95) <= float(f95) and float(p50) <= float(f50) <= float(f95)
         # A play cannot end before its frames' time: the last comes (frames - 1) / FPS after the first.
         assert float(f50) >= (frames - 1) / pixels.FPS
-        assert float(worst) >= float(f95) / nominal - 0.01      # the worst play is at least the p95 one
+        # The worst play is at least the p95 one (both printed to 2 decimals: 0.005 s off for
+        # f95, so up to 0.011 for the ratio, plus 0.005 for worst).
+        assert float(worst) >= float(f95) / nominal - 0.02
         assert 2 <= int(least) <= int(shown) <= frames          # the first and the last at least
         # /proc counts CPU in 10 ms ticks, so one short play's server share can read 0.00.
         assert float(cpu) >= 0 and float(client_cpu) >= 0 and float(load) >= 0

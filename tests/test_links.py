@@ -135,9 +135,9 @@ def test_tab_restores_check_their_values(catalog):
             grid.restore(services, {"model": "mnist-vae", **bad})
 
 
-def test_a_new_session_starts_without_copying_every_blocks_config(client, catalog):
-    # demo.lazy_session_config: Gradio's SessionState no longer precomputes a config per block
-    # (only its unused deep-link button read them); it still reads and writes state.
+def test_a_session_copies_no_blocks_configs_for_its_values(client, catalog):
+    # demo.lazy_session_config: Gradio's SessionState no longer precomputes or updates a config
+    # per block (only its unused deep-link button read them); it still reads and writes state.
     from gradio.state_holder import SessionState
 
     from explorer.ui import build_demo
@@ -151,3 +151,9 @@ def test_a_new_session_starts_without_copying_every_blocks_config(client, catalo
     state = next(k for k, b in demo.blocks.items() if isinstance(b, gr.State))
     session[state] = "kept"
     assert session[state] == "kept"
+    # Events write values without building deep-link entries for them (setting a block itself,
+    # as above, still makes one: that is rarer, and left as Gradio has it).
+    before = dict(session.config_values)
+    picture = next(k for k, b in demo.blocks.items() if isinstance(b, gr.Image))
+    session._update_value_in_config(picture, {"path": "x.png"})
+    assert session.config_values == before and picture not in session.config_values

@@ -179,9 +179,11 @@ def test_the_same_grid_asked_again_is_drawn_and_encoded_once(services, tmp_path,
     moved[5:23, 16:18] = 255
     assert grid.grid_picture(services, "mnist-vae", 0, 1, 2.0, 3, "encoded image", 0, moved, None)[0] is not encoded
 
+    from explorer import render
+
     encodes = []
-    encode = processing_utils.encode_pil_to_bytes
-    monkeypatch.setattr(processing_utils, "encode_pil_to_bytes", lambda *a: encodes.append(1) or encode(*a))
+    encode = render.png_bytes
+    monkeypatch.setattr(render, "png_bytes", lambda *a, **k: encodes.append(1) or encode(*a, **k))
     path = processing_utils.save_pil_to_cache(first, str(tmp_path), format="png")
     assert processing_utils.save_pil_to_cache(again, str(tmp_path), format="png") == path and len(encodes) == 1
     assert np.array_equal(picture(path), np.asarray(first))

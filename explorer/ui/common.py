@@ -28,12 +28,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Concurrency groups: fast decodes share one pool, encodes (a GAN's is an optimisation
 # taking about a second) another, so slow work never blocks the sliders of other users.
-# Four slots each: a hall's requests are small and the server is bound by Python's one
-# interpreter lock, so the sizes decide which pool's callers wait, not how much gets done;
-# with fewer encode slots than decode slots, interpolations waited longest under load
-# (`python -m benchmarks.load`, benchmarks/reports/load.md).
-DECODE = {"concurrency_id": "decode", "concurrency_limit": 4}
-ENCODE = {"concurrency_id": "encode", "concurrency_limit": 4}
+# A hall's requests are small and the server is bound by Python's one interpreter lock, so
+# the sizes decide which pool's callers wait, not how much gets done: every running event
+# gets about the same share of the lock, so a pool's slots should follow its share of the
+# work. Grids and interpolations cost two or three times a light event; with four slots
+# each they waited longest at 100 clients, and with more slots for one, the other did; six
+# each kept both at p95 2.1-2.5 s in two runs (`python -m benchmarks.load`,
+# benchmarks/reports/load.md).
+DECODE = {"concurrency_id": "decode", "concurrency_limit": 6}
+ENCODE = {"concurrency_id": "encode", "concurrency_limit": 6}
 LIGHT = {"concurrency_id": "light", "concurrency_limit": 4}
 # A replay that plays mostly sleeps between epochs; its own pool keeps players from holding
 # the light pool's slots (digit inputs, controls) for the length of a run.

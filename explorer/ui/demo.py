@@ -10,7 +10,9 @@ picture of every tab is computed at build time.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +21,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import intake, memory
+from .. import intake, memory, render
 from . import inputs
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
 from . import codes
@@ -151,6 +153,10 @@ def launch(demo: gr.Blocks, **kwargs: Any) -> Any:
     kwargs.setdefault("show_error", True)
     kwargs.setdefault("state_session_capacity", SESSIONS)
     kwargs.setdefault("max_threads", worker_slots(demo))
+    # FastAPI's OpenTelemetry hooks, unused here, looked up their providers in os.environ on
+    # every request (about 4% of the time the server holds the interpreter lock under load);
+    # switched off, a request skips them. A deployment that traces passes its own app_kwargs.
+    kwargs.setdefault("app_kwargs", {"telemetry": {"tracing": False, "metrics": False, "logs": False}})
     return demo.launch(**kwargs)
 
 
@@ -176,10 +182,21 @@ def configure_pil() -> None:
     it is sent itself (`intake.open_image`, also for the sketchpad and image previews, see
     `digits.sent_picture`); should Gradio still decode one somewhere, PIL refuses an image past
     twice MAX_IMAGE_PIXELS when it reads the header, before decoding (below that it only warns,
-    and Gradio silences the warning). Also make Gradio's writes of output pictures atomic."""
+    and Gradio silences the warning). Also make Gradio's writes of output pictures atomic and
+    quick, its sessions light and its events free of a failing import."""
     Image.MAX_IMAGE_PIXELS = intake.MAX_PIXELS // 2
     atomic_picture_cache()
     lazy_session_config()
+    no_matplotlib_search()
+
+
+def no_matplotlib_search() -> None:
+    """Gradio runs every event inside a guard that imports matplotlib (to switch its backend);
+    without matplotlib installed, each such import failed only after searching every folder on
+    sys.path again (about 1% of the server's time under a hall's load, in a py-spy profile).
+    Marked missing in sys.modules, the import fails at once, with the same ImportError."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
 
 
 def lazy_session_config() -> None:
@@ -187,8 +204,10 @@ def lazy_session_config() -> None:
     (about 330 here: 60 ms on a quiet core, 0.2 s under load, on the one event loop, so a hall
     of students opening the page at once queued behind each other for it). Gradio keeps that
     copy only for its "deep link" button, which this app does not use (its links are plain
-    query strings, see `links`); it fills in entries on demand wherever it writes them. So a
-    session starts with none."""
+    query strings, see `links`); it filled in an entry on demand, from the block's whole
+    config, whenever an event wrote a value (about 4.5% of the server's time that holds the
+    interpreter lock in a 100-client run, py-spy --gil). So a session starts with none and
+    builds none for the values events write."""
     from gradio import state_holder
 
     if getattr(state_holder.SessionState.__init__, "lazy", False):
@@ -204,6 +223,7 @@ def lazy_session_config() -> None:
 
     __init__.lazy = True  # type: ignore[attr-defined]
     state_holder.SessionState.__init__ = __init__  # type: ignore[method-assign]
+    state_holder.SessionState._update_value_in_config = lambda self, key, value: None  # type: ignore[method-assign]
 
 
 def atomic_picture_cache() -> None:
@@ -224,7 +244,11 @@ def atomic_picture_cache() -> None:
         if known is not None and os.path.exists(known):
             os.utime(known)
             return known
-        data = processing_utils.encode_pil_to_bytes(img, format)
+        # PNGs at zlib level 1: the app's pictures are flat and blocky (upscaled pixels), so
+        # they grow by a fifth and encode in about half the time, work the server does for
+        # every picture it sends.
+        data = (render.png_bytes(img, level=1) if format.lower() == "png"
+                else processing_utils.encode_pil_to_bytes(img, format))
         folder = Path(cache_dir) / processing_utils.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)
         target = (folder / f"{name}.{format}").resolve()
