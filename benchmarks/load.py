@@ -1,6 +1,6 @@
 """Load: a lecture hall's worth of clients on the app, over loopback only, bounded in time.
 
-    python -m benchmarks.load [--trained trained] [--clients 20 100] [--calls 3]
+    python -m benchmarks.load [--trained trained] [--clients 20 100] [--calls 3] [--rounds 1]
                               [--soak-seconds 300] [--soak-clients 10] [--flood 8] [--report PATH]
 
 Starts `python app.py` on a free loopback port, waits until its start-up work is done (its
@@ -9,7 +9,9 @@ gradio_client, one client (one session, as one browser tab) per simulated studen
 
 1. For each client count N: N clients at once, each making `--calls` calls in turn over the
    interactive endpoints (`/grid` with its own dims and seed, `/interpolate`, `/a_from_example`,
-   `/select_model`). Reports errors (with their messages, e.g. "Queue is full"), p50 / p95
+   `/select_model`); `--rounds` such bursts one after another, their calls pooled (one burst's
+   p95 rests on a few slow calls, and this machine's bursts vary), each round's p95 listed
+   too. Reports errors (with their messages, e.g. "Queue is full"), p50 / p95
    latency per endpoint, and the CPU time per call of the server and of this benchmark's own
    clients (they share the machine's cores, so the split says whose time the wall holds).
 2. A PNG flood: `--flood` simultaneous uploads and drawings of a 97 kB PNG of 8,880 x 8,880
@@ -240,6 +242,14 @@ class Calls:
             out.append(f"| {e} | {len(t) + len(self.errors[e])} | {len(self.errors[e])} | {p50:.2f} | {p95:.2f} |")
         return out
 
+    def extend(self, other: "Calls") -> None:
+        for e in ENDPOINTS:
+            self.times[e] += other.times[e]
+            self.errors[e] += other.errors[e]
+
+    def p95(self, endpoint: str) -> float:
+        return report.percentile(self.times[endpoint], 0.95)
+
     def count(self) -> int:
         return sum(len(v) for v in self.times.values()) + self.error_count()
 
@@ -335,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="mnist-vae")
     p.add_argument("--clients", type=int, nargs="+", default=[20, 100])
     p.add_argument("--calls", type=int, default=3, help="calls per client in each concurrency run")
+    p.add_argument("--rounds", type=int, default=1, help="concurrency runs per client count, pooled")
     p.add_argument("--soak-seconds", type=float, default=300)
     p.add_argument("--soak-clients", type=int, default=10)
     p.add_argument("--rss-every", type=float, default=30, help="seconds between the soak's RSS readings")
@@ -369,14 +380,22 @@ def main(argv: list[str] | None = None) -> int:
             clients = make_clients(url, n, downloads)
             before = sampler.reset()
             t0, cpu = time.monotonic(), CpuSplit(server.pid)
-            calls = concurrent(clients, args.calls, args.model, digit)
-            lines += [f"## {n} concurrent clients, {args.calls} calls each ({time.monotonic() - t0:.0f} s, "
+            calls, rounds = Calls(), []
+            for _ in range(args.rounds):
+                rounds.append(concurrent(clients, args.calls, args.model, digit))
+                calls.extend(rounds[-1])
+            times = (f"{args.rounds} rounds one after another, {args.calls} calls per client each"
+                     if args.rounds > 1 else f"{args.calls} calls each")
+            per_round = ([f"p95 per round, grid / interpolation (s): "
+                          + ", ".join(f"{r.p95('/grid'):.2f} / {r.p95('/interpolate'):.2f}" for r in rounds) + "."]
+                         if args.rounds > 1 else [])
+            lines += [f"## {n} concurrent clients, {times} ({time.monotonic() - t0:.0f} s, "
                       f"load average {os.getloadavg()[0]:.1f})", "",
                       "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
-                      cpu.line(calls.count()),
+                      *per_round, cpu.line(calls.count()),
                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB "
                       f"(peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
-            print(lines[-7 - len(calls.messages()) - len(calls.rows()):], flush=True)
+            print(lines[-7 - len(per_round) - len(calls.messages()) - len(calls.rows()):], flush=True)
             close_clients(clients)
         if args.flood:
             clients = make_clients(url, 2 * args.flood, downloads)

@@ -84,7 +84,8 @@ def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir,
 
 def test_the_server_skips_work_nothing_here_uses(monkeypatch):
     """Per-request work that profiles of a hall's load found and nothing in the app reads:
-    FastAPI's telemetry hooks, and a failing search for matplotlib on every event."""
+    FastAPI's telemetry hooks, a failing search for matplotlib on every event, and the cycle
+    collector's walks over everything start-up made."""
     import importlib.util
     import sys
 
@@ -93,11 +94,19 @@ def test_the_server_skips_work_nothing_here_uses(monkeypatch):
     from explorer.ui import launch
     from explorer.ui.demo import no_matplotlib_search
 
+    import gc
+
     seen = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: seen.update(kwargs))
     with gr.Blocks() as demo:
         gr.Markdown("x")
-    launch(demo.queue())
+    gc.unfreeze()
+    try:
+        launch(demo.queue())
+        # What start-up made is frozen: full collections skip it.
+        assert gc.get_freeze_count() > 1000 and not gc.is_finalized(demo) and demo not in gc.get_objects()
+    finally:
+        gc.unfreeze()
     assert seen["app_kwargs"] == {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
     seen.clear()
     launch(demo, app_kwargs={"docs_url": "/docs"})     # a deployment's own settings win

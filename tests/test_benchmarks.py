@@ -50,12 +50,15 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     from benchmarks import load
 
     report = tmp_path / "load.md"
-    load.main(["--trained", str(tiny_trained_dir), "--clients", "3", "--calls", "1", "--soak-seconds", "2",
-               "--soak-clients", "1", "--rss-every", "1", "--flood", "1", "--report", str(report)])
+    load.main(["--trained", str(tiny_trained_dir), "--clients", "4", "--calls", "1", "--rounds", "2",
+               "--soak-seconds", "2", "--soak-clients", "1", "--rss-every", "1", "--flood", "1", "--report", str(report)])
     text = report.read_text()
-    (grid,) = table_rows(text.split("## 3 concurrent")[1].split("## PNG flood")[0], "/grid")
+    burst = text.split("## 4 concurrent clients, 2 rounds one after another, 1 calls per client each")[1]
+    (grid,) = table_rows(burst.split("## PNG flood")[0], "/grid")
     calls, errors, p50, p95 = grid[1:]
-    assert int(calls) >= 1 and errors == "0" and 0 < float(p50) <= float(p95)
+    assert calls == "2" and errors == "0" and 0 < float(p50) <= float(p95)   # one grid per round, pooled
+    (rounds,) = re.findall(r"p95 per round, grid / interpolation \(s\): (.*)\.", burst)
+    assert len(rounds.split(", ")) == 2 and max(float(r.split(" / ")[0]) for r in rounds.split(", ")) == float(p95)
     assert "Errors: 0." in text
     # Every run splits the CPU time between the server and the benchmark's own clients.
     split = re.findall(r"CPU per call: server (\d+) ms, the benchmark's clients (\d+) ms", text)
