@@ -32,9 +32,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # the sizes decide which pool's callers wait, not how much gets done: every running event
 # gets about the same share of the lock, so a pool's slots should follow its share of the
 # work. Grids and interpolations cost two or three times a light event; with four slots
-# each they waited longest at 100 clients, and with more slots for one, the other did; six
-# each kept both at p95 2.1-2.5 s in two runs (`python -m benchmarks.load`,
-# benchmarks/reports/load.md).
+# each they waited longest at 100 clients, and with more slots for one, the other did. With
+# six each, three 100-client bursts pooled gave p95 2.99 s (grid) and 2.31 s (interpolation)
+# (`python -m benchmarks.load --rounds 3`, benchmarks/reports/load.md).
 DECODE = {"concurrency_id": "decode", "concurrency_limit": 6}
 ENCODE = {"concurrency_id": "encode", "concurrency_limit": 6}
 LIGHT = {"concurrency_id": "light", "concurrency_limit": 4}
