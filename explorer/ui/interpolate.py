@@ -3,9 +3,9 @@
 Endpoint `/interpolate`: (model, image_a, image_b, method, steps, label) -> the strip (its
 first and last frames are the two digits' reconstructions), the prior log-density along the
 lerp and slerp paths, and a note (for a GAN: how well the inversion that stands in for its
-encoder fitted the two digits; otherwise empty). Every control reruns it. `/interpolation_slides`: the same inputs
--> the strip as a PNG and an animated GIF for slides (every pixel 8 or more wide), made on
-request. `/interpolation_model`: (model, label) -> its description and class picker.
+encoder fitted the two digits; otherwise empty). Every control reruns it.
+`/interpolation_slides`: the same inputs -> the strip as a PNG and an animated GIF for
+slides (every pixel 8 or more wide), made on request. `/interpolation_model`: (model, label) -> its description and class picker.
 """
 
 from __future__ import annotations
