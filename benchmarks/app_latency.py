@@ -4,9 +4,9 @@
 
 1. Server-side time: the `/grid` handler for a 10x10 grid (around a new random code each
    call) and the `/interpolate` handler for 10 steps (between a new pair of digits each
-   call: nothing from the app's caches), called directly; median wall time and median CPU time of the calling
-   thread (the CPU time is what the work costs on a core of its own; the wall time also
-   holds any wait for a core shared with other processes).
+   call: nothing from the app's caches), called directly; median wall time and median CPU
+   time of the calling thread (the CPU time is what the work costs on a core of its own;
+   the wall time also holds any wait for a core shared with other processes).
 2. Round trip through gradio_client, p50 and p95, for each endpoint against a no-op
    endpoint on the same server that takes the same inputs and returns outputs of the same
    kinds and sizes (precomputed), which is Gradio's own floor: uploads, queueing,
@@ -21,7 +21,6 @@ Prints the figures and writes benchmarks/reports/app_latency.md (or --report).
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import os
 import platform
@@ -123,8 +122,6 @@ def main(argv: list[str] | None = None) -> None:
     store = FileStore()
     digit_a, _ = example_digit(services.example, name, 0)
     digit_b, _ = example_digit(services.example, name, 1)
-    grid_fn = functools.partial(grid_picture, services, name, *GRID_ARGS.values())
-    interp_fn = functools.partial(interpolation, services, name, digit_a, digit_b, "slerp", STEPS, None)
     # The app remembers grids and encoded digits, so the same call again costs nothing: each
     # timed call draws a grid around a new random code (its own seed) and interpolates between
     # a new pair of digits, work a user's new setting makes.
@@ -137,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     load_after_server = os.getloadavg()
 
     # ---- 2. round trips, each against a no-op twin returning the same outputs
-    grid_out = grid_fn()
-    interp_out = interp_fn()
+    grid_out = grid_picture(services, name, *GRID_ARGS.values())
+    interp_out = interpolation(services, name, digit_a, digit_b, "slerp", STEPS, None)
     demo = build_demo(catalog)
     with demo:  # the no-op twins take inputs of the same kinds, so uploads count on both sides
         with gr.Row(visible=False):

@@ -238,7 +238,7 @@ class Calls:
             if not t and not self.errors[e]:
                 continue
             p50 = statistics.median(t) if t else float("nan")
-            p95 = report.percentile(t, 0.95)
+            p95 = self.p95(e)
             out.append(f"| {e} | {len(t) + len(self.errors[e])} | {len(self.errors[e])} | {p50:.2f} | {p95:.2f} |")
         return out
 
@@ -389,13 +389,14 @@ def main(argv: list[str] | None = None) -> int:
             per_round = ([f"p95 per round, grid / interpolation (s): "
                           + ", ".join(f"{r.p95('/grid'):.2f} / {r.p95('/interpolate'):.2f}" for r in rounds) + "."]
                          if args.rounds > 1 else [])
-            lines += [f"## {n} concurrent clients, {times} ({time.monotonic() - t0:.0f} s, "
-                      f"load average {os.getloadavg()[0]:.1f})", "",
-                      "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
-                      *per_round, cpu.line(calls.count()),
-                      f"Errors: {calls.error_count()}. RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB "
-                      f"(peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
-            print(lines[-7 - len(per_round) - len(calls.messages()) - len(calls.rows()):], flush=True)
+            section = [f"## {n} concurrent clients, {times} ({time.monotonic() - t0:.0f} s, "
+                       f"load average {os.getloadavg()[0]:.1f})", "",
+                       "| endpoint | calls | errors | p50 s | p95 s |", "|---|---|---|---|---|", *calls.rows(), "",
+                       *per_round, cpu.line(calls.count()),
+                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {rss_mb(server.pid):.0f} MB "
+                       f"(peak {sampler.peak:.0f} MB).", *calls.messages(), ""]
+            lines += section
+            print(section, flush=True)
             close_clients(clients)
         if args.flood:
             clients = make_clients(url, 2 * args.flood, downloads)

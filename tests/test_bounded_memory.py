@@ -13,9 +13,9 @@ from tests.helpers import png_with_size
 
 
 def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
-    from explorer.ui.demo import configure_pil
+    from explorer.ui.demo import configure_process
 
-    configure_pil()
+    configure_process()
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_with_size(8880, 8880))  # 97 kB on disk, 79 MP: the bomb
     assert bomb.stat().st_size < 200_000
@@ -32,9 +32,9 @@ def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
 def test_output_pictures_are_written_whole_while_others_read_them(tmp_path):
     from gradio import processing_utils
 
-    from explorer.ui.demo import configure_pil
+    from explorer.ui.demo import configure_process
 
-    configure_pil()
+    configure_process()
     picture = Image.effect_noise((600, 600), 64).convert("L")
     first = processing_utils.save_pil_to_cache(picture, str(tmp_path), format="png")
     size = len(open(first, "rb").read())

@@ -163,9 +163,9 @@ def test_the_same_grid_asked_again_is_drawn_and_encoded_once(services, tmp_path,
     from gradio import processing_utils
 
     from explorer.ui import grid
-    from explorer.ui.demo import configure_pil
+    from explorer.ui.demo import configure_process
 
-    configure_pil()
+    configure_process()
     settings = ("mnist-vae", 0, 1, 2.0, 3, "random draw (seed)", 5, None, None)
     first, code = grid.grid_picture(services, *settings)
     again, code_again = grid.grid_picture(services, *settings)

@@ -184,7 +184,7 @@ def worker_slots(demo: gr.Blocks) -> int:
     return max(40, sum(limits.values()))
 
 
-def configure_pil() -> None:
+def configure_process() -> None:
     """Make the app's pixel cap PIL's hard limit, process-wide: the app decodes every picture
     it is sent itself (`intake.open_image`, also for the sketchpad and image previews, see
     `digits.sent_picture`); should Gradio still decode one somewhere, PIL refuses an image past
@@ -277,5 +277,5 @@ def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, do
                       warm_up: bool = True) -> gr.Blocks:
     """Load the checkpoints in `folder` and build the app over them."""
     memory.return_freed_memory()
-    configure_pil()
+    configure_process()
     return build_demo(Catalog.from_folder(folder, data_dir=data_dir, download=download), warm_up=warm_up)
