@@ -87,3 +87,19 @@ def test_a_warm_started_run_names_the_run_it_started_from(tmp_path):
     assert ("It started from the weights of `first.safetensors` (the --init above), trained for 2 epochs "
             "(of 8 asked) in 16 min on cpu (1 thread(s), float32) with:") in card
     assert f"    LATENT_EXPLORER_DATA=../shared/data {first}\n" in card
+
+
+def test_a_run_resumed_with_other_arguments_lists_each_command_and_the_average(tmp_path):
+    _save(tmp_path, epochs=60, requested=60)
+    path = tmp_path / "mnist-wgan_gp.safetensors"
+    ckpt = checkpoints.load(path)
+    first = "python -m train wgan_gp --epochs 50 --out trained/mnist-wgan_gp.safetensors --resume"
+    then = "python -m train wgan_gp --epochs 60 --out trained/mnist-wgan_gp.safetensors --resume --ema 0.999"
+    checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
+                     training={**ckpt.training, "command": then, "ema": {"decay": 0.999, "from_epoch": 51},
+                               "commands": [{"from_epoch": 1, "command": first}, {"from_epoch": 51, "command": then}]})
+    card = model_card.render(tmp_path)
+    assert (f"these commands, in turn, reproduce it:\n\nEpochs 1-50:\n\n    LATENT_EXPLORER_DATA=../shared/data {first}\n"
+            f"\nEpochs 51-60:\n\n    LATENT_EXPLORER_DATA=../shared/data {then}\n") in card
+    assert "an exponential moving average of the trained ones (`--ema 0.999`, updated every step from epoch 51" in card
+    assert "stopped early" not in card

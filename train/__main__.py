@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", type=Path, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (same model; fresh optimizer), e.g. a VQ-VAE "
                         "whose prior is refit on frozen codes with --set fit=prior")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="save and evaluate an exponential moving average of the weights, updated every step "
+                        "with this decay (e.g. 0.999, about 1,000 steps); may be switched on when resuming a run")
     p.add_argument("--state-dir", type=Path, default=Path("runs"),
                    help="where the resume state (optimizer, RNG, epoch) is kept (default: runs/)")
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(model=a.model, dataset=a.dataset, epochs=a.epochs, out=a.out, model_config=parse_set(a.set),
                     batch_size=a.batch_size, lr=a.lr, seed=a.seed, device=a.device, precision=a.precision,
                     channels_last=a.channels_last, resume=a.resume,
-                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, init=a.init, progress=not a.no_progress,
+                    binarize=a.binarize, data_dir=a.data_dir, limit=a.limit, state_dir=a.state_dir, init=a.init, ema=a.ema, progress=not a.no_progress,
                     command="python -m train " + shlex.join(argv))
     try:
         fit(cfg)

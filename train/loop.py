@@ -13,10 +13,14 @@ last good epoch stay as they were.
 Precision (`train.precision`): the step runs under bf16 autocast when asked (`--precision
 bf16`, or `auto` on hardware with native bf16), with weights, gradients, optimizer state and
 losses in float32; the per-epoch evaluation always runs in float32.
+
+With `--ema DECAY` the checkpoint holds an average of the weights (`train.averaging`), which is
+what each epoch evaluates; the live weights train on and are kept in the resume state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -31,6 +35,7 @@ from explorer import checkpoints, data
 from explorer.models import GenerativeModel, build
 
 from . import precision as precision_
+from .averaging import WeightAverage
 from .families import RECIPES, Optimizers
 
 
@@ -57,6 +62,7 @@ class RunConfig:
     limit: int | None = None         # use only the first N training images (quick runs)
     state_dir: Path = Path("runs")   # where the resume state goes
     init: Path | None = None         # start from this checkpoint's weights (same model; fresh optimizer)
+    ema: float | None = None         # ship an average of the weights with this decay per step (train.averaging)
     command: str = ""
     progress: bool = True
 
@@ -128,7 +134,7 @@ def _warm_start(model: GenerativeModel, path: Path) -> dict[str, Any]:
 # --- the run ---------------------------------------------------------------------------------
 
 def fit(cfg: RunConfig) -> GenerativeModel:
-    """Train (or resume) one model and return it; writes both files after every epoch."""
+    """Train (or resume) one model and return it as saved; writes both files after every epoch."""
     recipe = RECIPES[cfg.model]
     hp = {**(recipe.defaults or {})}
     if cfg.lr is not None:
@@ -155,6 +161,10 @@ def fit(cfg: RunConfig) -> GenerativeModel:
     noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
     history: dict[str, list] = {}
     start_epoch, seconds_before = 0, 0.0
+    average, averaged_from = None, None
+    # Each invocation's command and the epoch it started at: a run resumed with other
+    # arguments (more epochs, averaging switched on) is reproduced by running them in turn.
+    commands: list[dict[str, Any]] = []
 
     if cfg.resume and state_file.exists():
         tensors, meta = checkpoints.read_tensors(state_file)
@@ -168,9 +178,21 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         shuffle_gen.set_state(tensors["rng.shuffle"])
         noise_gen.set_state(tensors["rng.noise"])
         history, start_epoch, seconds_before = run["history"], run["epoch"], run["seconds"]
+        commands = run.get("commands") or [{"from_epoch": 1, "command": run["cfg"]["command"]}]
+        stored = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
+        if cfg.ema and stored:
+            average, averaged_from = WeightAverage(model, cfg.ema, stored), run["averaged_from_epoch"]
+        elif stored:
+            print("note: this run kept a weight average; without --ema the plain weights are saved from now on")
         print(f"resuming {cfg.model} from {state_file} after epoch {start_epoch}/{cfg.epochs}")
     elif cfg.resume:
         print(f"--resume: no training state at {state_file}; starting from scratch")
+    if cfg.ema and average is None:
+        average, averaged_from = WeightAverage(model, cfg.ema), start_epoch + 1
+        if start_epoch:
+            print(f"--ema {cfg.ema}: averaging starts from the weights after epoch {start_epoch}")
+    if not commands or commands[-1]["command"] != cfg.command:
+        commands.append({"from_epoch": start_epoch + 1, "command": cfg.command})
 
     train = data.load_split(cfg.dataset, "train", cfg.data_dir)
     test = data.load_split(cfg.dataset, "test", cfg.data_dir)
@@ -204,43 +226,55 @@ def fit(cfg: RunConfig) -> GenerativeModel:
                 raise TrainingDiverged(
                     f"training stopped: loss {bad} at epoch {epoch + 1}, step {i + 1}; {kept}. "
                     f"Try a lower --lr (now {hp['lr']}) or check the data.")
+            if average:
+                average.update(model)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             bar.set_postfix(loss=f"{losses['loss']:.3f}")
         bar.close()
 
         model.eval()
-        if recipe.after_epoch:
-            recipe.after_epoch(model, train_x, train_y)
-        report = recipe.evaluate(model, test_x, test.labels, binarize)
-        seconds = seconds_before + time.time() - t0
-        seconds_before = seconds
-        row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
-               **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(seconds, 1)}
-        for k, v in {**row, **report.pop("history", {})}.items():  # "history": per-epoch extras (sample grids)
-            history.setdefault(k, []).append(v)
-        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        # The weights that ship (the average, with --ema) are the ones evaluated and saved.
+        with average.applied(model) if average else contextlib.nullcontext():
+            if recipe.after_epoch:
+                recipe.after_epoch(model, train_x, train_y)
+            report = recipe.evaluate(model, test_x, test.labels, binarize)
+            seconds = seconds_before + time.time() - t0
+            seconds_before = seconds
+            training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
+                        "seconds": round(seconds, 1),
+                        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+                        "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
+                        "seed": cfg.seed, "binarized": binarize,
+                        "train_images": n, "torch": torch.__version__, **hp}
+            if started_from:
+                training["started_from"] = started_from
+            if average:
+                training["ema"] = {"decay": cfg.ema, "from_epoch": averaged_from}
+            if len(commands) > 1:
+                training["commands"] = commands
+            row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
+                   **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(seconds, 1)}
+            for k, v in {**row, **report.pop("history", {})}.items():  # "history": per-epoch extras (sample grids)
+                history.setdefault(k, []).append(v)
+            print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+            # Checkpoint first, resume state second: a kill between the two leaves the state one
+            # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
+            # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)
+            checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
 
-        training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
-                    "seconds": round(seconds, 1),
-                    "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-                    "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
-                    "seed": cfg.seed, "binarized": binarize,
-                    "train_images": n, "torch": torch.__version__, **hp}
-        if started_from:
-            training["started_from"] = started_from
         opt_tensors, opt_meta = _flatten_optimizers(opts)
         run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
-               "seconds": seconds, "optimizers": opt_meta, "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
+               "seconds": seconds, "optimizers": opt_meta, "commands": commands, "averaged_from_epoch": averaged_from,
+               "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
                        "init": str(cfg.init) if cfg.init else None}}
-        # Checkpoint first, resume state second: a kill between the two leaves the state one
-        # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
-        # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)
-        checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
         checkpoints.save_tensors(state_file, {
             **{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
+            **({f"average.{k}": v for k, v in average.state.items()} if average else {}),
             "rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle_gen.get_state(),
             "rng.noise": noise_gen.get_state()}, {"run": run})
     if start_epoch >= cfg.epochs:
         print(f"nothing to do: {state_file} already holds {start_epoch} epochs (asked for {cfg.epochs})")
+    elif average:  # hand back what was saved: the averaged weights
+        model.load_state_dict(checkpoints.load(out).model.state_dict())
     return model

@@ -105,7 +105,18 @@ def render(folder: Path) -> str:
                      f"{t.get('device')} ({t.get('threads')} thread(s), {_precision(t)}), batch {t.get('batch_size')}, "
                      f"lr {t.get('lr')}, seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
-        parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {t.get('command')}\n")
+        commands = t.get("commands") or [{"from_epoch": 1, "command": t.get("command")}]
+        if len(commands) > 1:  # resumed with other arguments: each command continues the one before
+            parts.append("The run was resumed with other arguments; these commands, in turn, reproduce it:\n")
+        for i, step in enumerate(commands):
+            if len(commands) > 1:
+                last = commands[i + 1]["from_epoch"] - 1 if i + 1 < len(commands) else t.get("epochs")
+                parts.append(f"Epochs {step['from_epoch']}-{last}:\n")
+            parts.append(f"    LATENT_EXPLORER_DATA=../shared/data {step['command']}\n")
+        ema = t.get("ema")
+        if ema:
+            parts.append(f"The weights are an exponential moving average of the trained ones (`--ema {ema['decay']}`, "
+                         f"updated every step from epoch {ema['from_epoch']} on; `train/averaging.py`).\n")
         wrote = _option(t.get("command", ""), "--out")
         # Shipped files live in trained/; a run written elsewhere (runs/) was copied in by hand.
         if wrote and (Path(wrote).parent.name, Path(wrote).name) != ("trained", path.name):
