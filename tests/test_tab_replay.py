@@ -146,3 +146,11 @@ def test_the_epoch_slider_spans_the_chosen_run(tiny_trained_dir: Path, tmp_path:
         replay_tab.epoch_view(services, short, 3)
     update = replay_tab.run_view(services, full)[0]
     assert (update.minimum, update.maximum, update.value) == (1, REPLAY_EPOCHS, REPLAY_EPOCHS)
+
+
+def test_epochs_drawn_with_averaged_weights_say_so(tiny_trained_dir: Path, tmp_path: Path):
+    (tmp_path / f"{GAN}.safetensors").write_bytes((tiny_trained_dir / f"{GAN}.safetensors").read_bytes())
+    runs = Catalog.from_folder(tmp_path, download=False)
+    runs.checkpoint(GAN, "latent").training["ema"] = {"decay": 0.999, "from_epoch": 2}
+    said = [replay_tab.epoch_view(Services(runs), GAN, epoch)[2] for epoch in (1, 2, 3)]
+    assert ["From epoch 2 the run saved a running average" in s for s in said] == [False, True, True]

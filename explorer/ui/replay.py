@@ -79,8 +79,13 @@ def epoch_summary(catalog: Catalog, name: str, replay: Replay, i: int) -> str:
     """Markdown: which epoch this is and its coverage, or why there is no histogram."""
     n, k = replay.frames.shape[1], len(replay.classes)
     head = f"**Epoch {replay.epochs[i]} of {replay.epochs[-1]}**, the same {n} codes every epoch."
+    checkpoint = catalog.checkpoint(name, "latent")
+    ema = checkpoint.training.get("ema")
+    if ema and replay.epochs[i] >= ema["from_epoch"]:  # train.averaging: frames from then on are the average's
+        head += (f" From epoch {ema['from_epoch']} the run saved a running average of its generator's weights "
+                 "(`--ema`), which changes more smoothly than the weights being trained.")
     if replay.scores is None:
-        dataset = catalog.checkpoint(name, "latent").dataset
+        dataset = checkpoint.dataset
         return (f"{head} The class histogram needs the {dataset} classifier "
                 f"(`trained/{dataset}-classifier.safetensors`, made with "
                 f"`python -m train classifier --dataset {dataset}`), which is not loaded.")
