@@ -82,7 +82,7 @@ def test_a_warm_started_run_names_the_run_it_started_from(tmp_path):
     checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
                      training={**ckpt.training, "started_from": {
                          "checkpoint": "first.safetensors", "command": first, "epochs": 2, "seconds": 960,
-                         "device": "cpu", "threads": 1, "precision": "fp32"}})
+                         "device": "cpu", "threads": 1, "precision": None}})  # from before --precision
     card = model_card.render(tmp_path)
     assert ("It started from the weights of `first.safetensors` (the --init above), trained for 2 epochs "
             "(of 8 asked) in 16 min on cpu (1 thread(s), float32) with:") in card

@@ -57,7 +57,8 @@ def _precision(training: dict) -> str:
     """How the steps were computed; runs from before `--precision` existed were all float32."""
     words = {"bf16": "bf16 autocast", "fp32": "float32"}
     layout = ", channels_last" if training.get("channels_last") else ""
-    return words.get(training.get("precision", "fp32"), training.get("precision")) + layout
+    precision = training.get("precision") or "fp32"  # a warm start's record holds None for those runs
+    return words.get(precision, precision) + layout
 
 
 def evaluation_reports() -> list[str]:
