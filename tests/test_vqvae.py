@@ -3,6 +3,7 @@ restarts, nearest-code quantization, its prior (causal, cached = naive), the rep
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from explorer.models import build
 from explorer.models.vqvae import perplexity
 from tests.helpers import write_fake_dataset
 from train.__main__ import main as train_main
+from train.loop import resume_path
 
 TINY = {"channels": 4, "embedding_dim": 3, "num_codes": 6, "prior": {"channels": 6, "layers": 2, "first_kernel": 3}}
 
@@ -245,3 +247,31 @@ def test_init_starts_a_class_conditional_prior_from_an_unconditional_model(tmp_p
     assert b.model.prior.num_classes == 10
     assert b.training["started_from"]["fresh"] == ["prior.layers.0.class_bias.weight",
                                                    "prior.layers.1.class_bias.weight"]
+
+
+@pytest.mark.parametrize("older_state", [False, True])
+def test_a_resumed_warm_start_keeps_the_start_it_first_read(tmp_path, older_state):
+    """Resuming must not re-read --init: that file may have been replaced since (here by the
+    run's own output, as when a continued model is shipped under the name it started from).
+    A state written before states kept the start falls back on the run's last checkpoint."""
+    data = write_fake_dataset(tmp_path / "data", n_train=64, n_test=16)
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    tiny_set = ["channels=4", "embedding_dim=3", "num_codes=6", 'prior={"channels": 6, "layers": 2, "first_kernel": 3}']
+    common = ["--data-dir", str(data), "--state-dir", str(tmp_path / "runs"), "--batch-size", "32", "--no-progress"]
+    assert train_main(["vqvae", "--set", *tiny_set, "--epochs", "1", "--out", str(first), *common]) == 0
+    original = checkpoints.load(first).training
+    continued = ["vqvae", "--set", *tiny_set, "fit=prior", "--init", str(first), "--out", str(second), "--resume", *common]
+    assert train_main([*continued, "--epochs", "1"]) == 0
+    first.write_bytes(second.read_bytes())                  # the start is replaced by the continued model
+    if older_state:
+        state = resume_path(second, tmp_path / "runs")
+        tensors, meta = checkpoints.read_tensors(state)
+        run = json.loads(meta["run"])
+        del run["started_from"]
+        checkpoints.save_tensors(state, tensors, {"run": run})
+    assert train_main([*continued, "--epochs", "2"]) == 0
+    resumed = checkpoints.load(second).training
+    assert resumed["epochs"] == 2
+    assert resumed["started_from"]["command"] == original["command"]
+    assert resumed["started_from"]["epochs"] == original["epochs"] == 1
+    assert "started_from" not in (resumed["started_from"] or {})

@@ -155,7 +155,10 @@ def fit(cfg: RunConfig) -> GenerativeModel:
 
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.model_config).to(device, memory_format=precision_.memory_format(channels_last))
-    started_from = _warm_start(model, cfg.init) if cfg.init else None
+    resuming = cfg.resume and state_file.exists()
+    # A resumed run's weights come from its state, and its --init file may have changed since
+    # (replaced by this very run's output, say): describe the start as it was first read.
+    started_from = _warm_start(model, cfg.init) if cfg.init and not resuming else None
     opts = recipe.make_optimizers(model, hp)
     shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
@@ -166,7 +169,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
     # arguments (more epochs, averaging switched on) is reproduced by running them in turn.
     commands: list[dict[str, Any]] = []
 
-    if cfg.resume and state_file.exists():
+    if resuming:
         tensors, meta = checkpoints.read_tensors(state_file)
         run = json.loads(meta["run"])
         if run["model"] != cfg.model or run["model_config"] != model.config:
@@ -179,6 +182,10 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         noise_gen.set_state(tensors["rng.noise"])
         history, start_epoch, seconds_before = run["history"], run["epoch"], run["seconds"]
         commands = run.get("commands") or [{"from_epoch": 1, "command": run["cfg"]["command"]}]
+        if "started_from" in run:
+            started_from = run["started_from"]
+        elif out.exists():  # a state written before the run kept it: its last checkpoint has it
+            started_from = checkpoints.read_metadata(out)["training"].get("started_from")
         stored = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
         if cfg.ema and stored:
             average, averaged_from = WeightAverage(model, cfg.ema, stored), run["averaged_from_epoch"]
@@ -266,6 +273,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
         opt_tensors, opt_meta = _flatten_optimizers(opts)
         run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
                "seconds": seconds, "optimizers": opt_meta, "commands": commands, "averaged_from_epoch": averaged_from,
+               "started_from": started_from,
                "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
                        "init": str(cfg.init) if cfg.init else None}}
         checkpoints.save_tensors(state_file, {
