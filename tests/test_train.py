@@ -126,3 +126,23 @@ def test_cli_rejects_bad_arguments(tmp_path):
         main(["vae", "--epochs", "1", "--out", str(tmp_path / "m.pt")])
     with pytest.raises(SystemExit):
         main(["vae", "--epochs", "0", "--out", str(tmp_path / "m.safetensors")])
+
+
+def _stored_learning_rates(state) -> list[float]:
+    run = json.loads(checkpoints.read_tensors(state)[1]["run"])
+    return [g["lr"] for opt in run["optimizers"].values() for g in opt["param_groups"]]
+
+
+def test_a_learning_rate_given_on_resume_takes_over_and_one_not_given_goes_on(fake_data, tmp_path, capsys):
+    out = tmp_path / "vae.safetensors"
+    state = resume_path(out, tmp_path)
+    assert main(_args(fake_data, out, 1, "--lr", "0.002")) == 0
+    assert main(_args(fake_data, out, 2, "--resume")) == 0              # no --lr: the run's own rate goes on
+    assert _stored_learning_rates(state) == [0.002]
+    assert checkpoints.load(out).training["lr"] == 0.002
+    assert main(_args(fake_data, out, 3, "--resume", "--lr", "0.0005")) == 0  # a step decay
+    assert "--lr 0.0005: the learning rate was 0.002 until now" in capsys.readouterr().out
+    assert _stored_learning_rates(state) == [0.0005]
+    saved = checkpoints.load(out)
+    assert saved.training["lr"] == 0.0005
+    assert [c["from_epoch"] for c in saved.training["commands"]] == [1, 2, 3]

@@ -109,6 +109,21 @@ def _unflatten_optimizers(opts: Optimizers, tensors: dict[str, torch.Tensor], me
         opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
 
 
+def _resume_learning_rate(opts: Optimizers, lr: float | None, hp: dict[str, Any]) -> None:
+    """After the optimizers' stored state is loaded: a --lr given on resume takes over from the
+    stored rate (a step decay is a second invocation); without one the stored rate goes on, and
+    `hp` records it."""
+    stored = next(iter(opts.values())).param_groups[0]["lr"]
+    if lr is None:
+        hp["lr"] = stored
+        return
+    if lr != stored:
+        print(f"--lr {lr}: the learning rate was {stored} until now")
+    for opt in opts.values():
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
 def _warm_start(model: GenerativeModel, path: Path) -> dict[str, Any]:
     """Load a checkpoint's weights into `model`: every tensor whose name and shape match (same
     model name; the config may differ in what it trains or adds, e.g. a VQ-VAE's prior refit
@@ -177,6 +192,7 @@ def fit(cfg: RunConfig) -> GenerativeModel:
                              f"not this one; remove it or pass the same arguments")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _unflatten_optimizers(opts, tensors, run["optimizers"])
+        _resume_learning_rate(opts, cfg.lr, hp)
         torch.set_rng_state(tensors["rng.torch"])
         shuffle_gen.set_state(tensors["rng.shuffle"])
         noise_gen.set_state(tensors["rng.noise"])
