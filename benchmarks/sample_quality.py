@@ -6,8 +6,8 @@
 For each data set, the shipped classifier (`trained/<dataset>-classifier.safetensors`, trained
 with `python -m train classifier`) labels --n samples of each latent model (decoded prior
 draws; a VQ-VAE's are code grids from its prior, decoded) and --n-autoregressive of each
-autoregressive model (pixel by pixel from the cached sampler), seed 0. A
-sample is legible when the classifier gives its top class probability >= 0.9; the same share
+autoregressive model (pixel by pixel from the cached sampler), seed 0 (--seed: a second draw
+for a checkpoint picked by its seed-0 score). A sample is legible when the classifier gives its top class probability >= 0.9; the same share
 of the test images is the reference ("test legible"). A class is covered when it gets at least
 2.5% of the samples. The Frechet distance compares the classifier's 128-d features of the
 samples with those of the test images; the same distance between as many training images and
@@ -29,7 +29,7 @@ from explorer import checkpoints, data, metrics, packing
 from . import report
 
 REPORT = report.REPORTS / "sample_quality.md"
-HOW = ("{n} samples (seed 0) scored by trained/{dataset}-classifier.safetensors: legible = share with top "
+HOW = ("{n} samples (seed {seed}) scored by trained/{dataset}-classifier.safetensors: legible = share with top "
        "class probability >= 0.9 (test images: {test_legible:.3f}); classes with >= 2.5% of samples; "
        "KL(class histogram || uniform) in nats; Frechet distance of its 128-d features to the {m} {kind} test "
        "images (not an Inception FID); floor = the same distance from {m} {kind} train images")
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=10_000, help="samples per latent model")
     p.add_argument("--n-autoregressive", type=int, default=2_000,
                    help="samples per autoregressive model (drawn pixel by pixel: slower)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             refs[key] = reference(*key, a.trained, a.data_dir)
         clf, test_feats, floor, test_legible, m = refs[key]
         n = a.n_autoregressive if ckpt.model.kind == "autoregressive" else a.n
-        samples = metrics.model_samples(ckpt.model, n, batch_size=500 if ckpt.model.kind == "autoregressive"
+        samples = metrics.model_samples(ckpt.model, n, seed=a.seed, batch_size=500 if ckpt.model.kind == "autoregressive"
                                         else 1000, progress=True)
         scores = metrics.sample_quality(samples, clf, test_feats)
         scores.update(frechet_floor=floor, test_legible=test_legible)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{scores['classes_covered']}/10, KL {scores['kl_to_uniform']:.3f}, Frechet "
               f"{scores['frechet_distance']:.2f} (floor {floor:.2f}), histogram {scores['class_histogram']}")
         if a.write_metadata:
-            how = HOW.format(n=n, m=m, dataset=ckpt.dataset, test_legible=test_legible,
+            how = HOW.format(n=n, seed=a.seed, m=m, dataset=ckpt.dataset, test_legible=test_legible,
                              kind="binarized" if key[1] else "grey")
             stored = {k: v for k, v in scores.items() if k != "class_histogram"}
             stored["sample_class_histogram"] = scores["class_histogram"]

@@ -99,10 +99,25 @@ def test_benchmark_scores_latent_and_autoregressive_models_and_stores_legibility
         m = checkpoints.load(folder / f"{stem}.safetensors").metrics
         assert 0 <= m["legible"] <= 1 and 0 <= m["test_legible"] <= 1
         assert sum(m["sample_class_histogram"]) == 8
-        assert "probability >= 0.9" in m["how"]["legible"]
+        assert "probability >= 0.9" in m["how"]["legible"] and "(seed 0)" in m["how"]["legible"]
     # The GAN's training replay: a row per stored epoch, and the summary the collapse target reads.
     text = out.read_text()
     replay = text.split("## Training replay: mnist-dcgan")[1]
     epochs = [int(ln.split("|")[1]) for ln in replay.splitlines() if ln.split("|")[1:2] and ln.split("|")[1].strip().isdigit()]
     assert epochs == list(range(1, REPLAY_EPOCHS + 1))
     assert f"epochs with 1-3 classes: " in replay and f"of {REPLAY_EPOCHS}" in replay
+
+
+def test_benchmark_draws_with_the_seed_it_is_given(tiny_trained_dir, tmp_path, monkeypatch):
+    from benchmarks import sample_quality
+    from explorer import checkpoints
+    from tests.helpers import benchmark_setup
+
+    folder, data = benchmark_setup(tiny_trained_dir, tmp_path, ("mnist-vae", "mnist-classifier"), n_train=64)
+    seeds, draw = [], metrics.model_samples
+    monkeypatch.setattr(sample_quality.metrics, "model_samples",
+                        lambda model, n, seed=0, **kw: seeds.append(seed) or draw(model, n, seed=seed, **kw))
+    sample_quality.main(["--trained", str(folder), "--data-dir", str(data), "--n", "8", "--threads", "1",
+                         "--seed", "5", "--write-metadata", "--report", str(tmp_path / "quality.md")])
+    assert seeds == [5]
+    assert "(seed 5)" in checkpoints.load(folder / "mnist-vae.safetensors").metrics["how"]["legible"]
