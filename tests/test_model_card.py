@@ -103,3 +103,11 @@ def test_a_run_resumed_with_other_arguments_lists_each_command_and_the_average(t
             f"\nEpochs 51-60:\n\n    LATENT_EXPLORER_DATA=../shared/data {then}\n") in card
     assert "an exponential moving average of the trained ones (`--ema 0.999`, updated every step from epoch 51" in card
     assert "stopped early" not in card
+    assert f"lr {ckpt.training['lr']} at the end," in card        # a later command may have changed it
+
+
+def test_a_single_command_run_states_its_rate_plainly(tmp_path):
+    _save(tmp_path, epochs=60, requested=60)
+    ckpt = checkpoints.load(tmp_path / "mnist-wgan_gp.safetensors")
+    card = model_card.render(tmp_path)
+    assert f"lr {ckpt.training['lr']}, seed" in card and "at the end" not in card

@@ -104,7 +104,8 @@ def render(folder: Path) -> str:
                         f"continues it, since it has --resume)" if stopped else "")
                      + f" in {t.get('seconds', 0) / 60:.0f} min on "
                      f"{t.get('device')} ({t.get('threads')} thread(s), {_precision(t)}), batch {t.get('batch_size')}, "
-                     f"lr {t.get('lr')}, seed {t.get('seed')}, "
+                     f"lr {t.get('lr')}{' at the end' if len(t.get('commands') or []) > 1 else ''}, "
+                     f"seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         commands = t.get("commands") or [{"from_epoch": 1, "command": t.get("command")}]
         if len(commands) > 1:  # resumed with other arguments: each command continues the one before
