@@ -103,7 +103,12 @@ def test_a_run_resumed_with_other_arguments_lists_each_command_and_the_average(t
             f"\nEpochs 51-60:\n\n    LATENT_EXPLORER_DATA=../shared/data {then}\n") in card
     assert "an exponential moving average of the trained ones (`--ema 0.999`, updated every step from epoch 51" in card
     assert "stopped early" not in card
-    assert f"lr {ckpt.training['lr']} at the end," in card        # a later command may have changed it
+    assert f"lr {ckpt.training['lr']}, seed" in card           # both commands ran at the same rate
+    lowered = then + " --lr 2e-5"
+    checkpoints.save(path, ckpt.model, dataset="mnist", metrics=ckpt.metrics,
+                     training={**ckpt.training, "command": lowered, "lr": 2e-5,
+                               "commands": [{"from_epoch": 1, "command": first}, {"from_epoch": 51, "command": lowered}]})
+    assert "lr 2e-05 at the end, seed" in model_card.render(tmp_path)
 
 
 def test_a_single_command_run_states_its_rate_plainly(tmp_path):

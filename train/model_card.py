@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from explorer import checkpoints
 
@@ -39,6 +40,11 @@ files). Likelihoods on MNIST are in nats per image on the fixed binarized test s
 """
 # Where the evaluation reports the card points to are written.
 REPORTS = Path(__file__).resolve().parents[1] / "benchmarks" / "reports"
+
+
+def _lr_changed(training: dict[str, Any]) -> bool:
+    """Whether the run was resumed with another --lr than it had (a step decay)."""
+    return len({_option(c["command"], "--lr") for c in training.get("commands") or []}) > 1
 
 
 def _option(command: str, flag: str) -> str | None:
@@ -104,7 +110,7 @@ def render(folder: Path) -> str:
                         f"continues it, since it has --resume)" if stopped else "")
                      + f" in {t.get('seconds', 0) / 60:.0f} min on "
                      f"{t.get('device')} ({t.get('threads')} thread(s), {_precision(t)}), batch {t.get('batch_size')}, "
-                     f"lr {t.get('lr')}{' at the end' if len(t.get('commands') or []) > 1 else ''}, "
+                     f"lr {t.get('lr')}{' at the end' if _lr_changed(t) else ''}, "
                      f"seed {t.get('seed')}, "
                      f"{'dynamically binarized' if t.get('binarized') else 'grey'} training images:\n")
         commands = t.get("commands") or [{"from_epoch": 1, "command": t.get("command")}]
