@@ -75,3 +75,21 @@ def test_an_importance_weighted_bound_says_its_k(catalog):
     finally:
         ckpt.metrics.clear()
         ckpt.metrics.update(saved)
+
+
+@pytest.mark.parametrize("binarized", [True, False])
+def test_a_vqvae_bound_is_called_one_only_on_binary_images(catalog, binarized):
+    ckpt = catalog.checkpoint("mnist-vqvae")
+    saved_metrics, saved_training = dict(ckpt.metrics), dict(ckpt.training)
+    try:
+        ckpt.metrics.update({"test_nll_bound": 153.98, "headline": "test_nll_bound"})
+        ckpt.training["binarized"] = binarized
+        note = catalog.metric_note("mnist-vqvae")
+        assert note.endswith("(`test_nll_bound = 153.98`)") and "153.98 nats per image" in note
+        assert ("at most" in note) is binarized
+        assert ("not a likelihood" in note) is not binarized
+    finally:
+        ckpt.metrics.clear()
+        ckpt.metrics.update(saved_metrics)
+        ckpt.training.clear()
+        ckpt.training.update(saved_training)

@@ -44,7 +44,7 @@ METRIC_MEANINGS = {
     "test_recon_nll": "test reconstruction cost = {value:.2f} nats per image (lower is better; a plain "
                       "autoencoder has no likelihood to report)",
     "test_nll_bound": "test -log p(x) at most {value:.2f} nats per image: reconstruction plus the code "
-                      "prior's bits (lower is better)",
+                      "prior's bits, on binary images (lower is better)",
     "test_accuracy": "test accuracy {value:.3f}",
 }
 
@@ -245,6 +245,12 @@ class Catalog:
             cover = f"; its samples cover {covered}/{len(self.classes(name))} classes" if covered is not None else ""
             return (f"Frechet distance {value:.2f} between its samples and test images, on the features of "
                     f"this project's classifier (lower is better; not comparable with published FIDs){cover}")
+        if key == "test_nll_bound" and self.checkpoint(name).training.get("binarized") is not True:
+            # Reconstruction plus prior bounds -log p(x) only where the Bernoulli decoder is a
+            # likelihood, on binary images; on grey levels the sum is a training score.
+            return (f"test reconstruction cost plus the code prior's bits = {value:.2f} nats per image on grey "
+                    "images (lower is better; a training score, not a likelihood: the Bernoulli decoder term is "
+                    "not one on grey levels)")
         template = METRIC_MEANINGS.get(key)
         return template.format(value=value) if template else f"{key} = {value:.4g}"
 
