@@ -7,8 +7,9 @@ For each data set, the shipped classifier (`trained/<dataset>-classifier.safeten
 with `python -m train classifier`) labels --n samples of each latent model (decoded prior
 draws; a VQ-VAE's are code grids from its prior, decoded) and --n-autoregressive of each
 autoregressive model (pixel by pixel from the cached sampler), seed 0 (--seed: a second draw
-for a checkpoint picked by its seed-0 score). A sample is legible when the classifier gives its top class probability >= 0.9; the same share
-of the test images is the reference ("test legible"). A class is covered when it gets at least
+for a checkpoint picked by its seed-0 score). A sample is legible when the classifier gives its
+top class probability >= 0.9; the same share of the test images is the reference ("test
+legible"). A class is covered when it gets at least
 2.5% of the samples. The Frechet distance compares the classifier's 128-d features of the
 samples with those of the test images; the same distance between as many training images and
 the test images is the floor (what a perfect model would score, up to noise). Models of binary
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             refs[key] = reference(*key, a.trained, a.data_dir)
         clf, test_feats, floor, test_legible, m = refs[key]
         n = a.n_autoregressive if ckpt.model.kind == "autoregressive" else a.n
-        samples = metrics.model_samples(ckpt.model, n, seed=a.seed, batch_size=500 if ckpt.model.kind == "autoregressive"
-                                        else 1000, progress=True)
+        batch_size = 500 if ckpt.model.kind == "autoregressive" else 1000
+        samples = metrics.model_samples(ckpt.model, n, seed=a.seed, batch_size=batch_size, progress=True)
         scores = metrics.sample_quality(samples, clf, test_feats)
         scores.update(frechet_floor=floor, test_legible=test_legible)
         print(f"{name}: legible {scores['legible']:.3f} (test {test_legible:.3f}), covered "
