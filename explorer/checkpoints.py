@@ -53,6 +53,12 @@ class Checkpoint:
     def name(self) -> str:
         return self.path.name.removesuffix(".safetensors")
 
+    @property
+    def binary_images(self) -> bool:
+        """Whether it trained on binarized images, as its record says (a file without the record
+        counts as grey): only then is a Bernoulli decoder's term a likelihood."""
+        return self.training.get("binarized") is True
+
     def summary(self) -> str:
         """One line: what it is, on what data, and its headline metric."""
         return describe(self.path.name, self.model.name, self.dataset, self.metrics)

@@ -245,7 +245,7 @@ class Catalog:
             cover = f"; its samples cover {covered}/{len(self.classes(name))} classes" if covered is not None else ""
             return (f"Frechet distance {value:.2f} between its samples and test images, on the features of "
                     f"this project's classifier (lower is better; not comparable with published FIDs){cover}")
-        if key == "test_nll_bound" and self.checkpoint(name).training.get("binarized") is not True:
+        if key == "test_nll_bound" and not self.checkpoint(name).binary_images:
             # Reconstruction plus prior bounds -log p(x) only where the Bernoulli decoder is a
             # likelihood, on binary images; on grey levels the sum is a training score.
             return (f"test reconstruction cost plus the code prior's bits = {value:.2f} nats per image on grey "

@@ -72,7 +72,7 @@ def scorable_vaes(catalog: Catalog) -> list[str]:
     """Unconditional VAEs trained on binarized images: their bound is on the same -log p(x)."""
     return [n for n, c in catalog.latent.items()
             if getattr(c.model, "variational", False) and c.model.num_classes == 0
-            and c.training.get("binarized") is True and hasattr(c.model, "decode_logits")]
+            and c.binary_images and hasattr(c.model, "decode_logits")]
 
 
 def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
