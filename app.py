@@ -1,7 +1,11 @@
-"""`python app.py`: serve the Latent Explorer app on the checkpoints in trained/.
+"""`python app.py`: serve the Latent Explorer app (what a Hugging Face Space runs).
+
+The same as the `latent-explorer` command that `pip install .` provides
+(`explorer.ui.server.main`); this file keeps `demo` at module level, where Spaces and
+`gradio app.py` look for it.
 
 Environment:
-  LATENT_EXPLORER_TRAINED  folder of checkpoints (default: trained/ beside this file)
+  LATENT_EXPLORER_TRAINED  folder of checkpoints (default: the shipped ones, trained/)
   LATENT_EXPLORER_DATA     folder of MNIST / Fashion-MNIST IDX files for test examples
                            (default: the test splits, downloaded once into a cache; without
                            a network, samples from the models)
@@ -16,17 +20,16 @@ from __future__ import annotations
 import explorer.gpu  # noqa: F401  isort: skip
 
 import os
-from pathlib import Path
 
 import torch
 
+from explorer import checkpoints
 from explorer.ui import build_from_folder, launch
 
-TRAINED = Path(os.environ.get("LATENT_EXPLORER_TRAINED") or Path(__file__).resolve().parent / "trained")
 # Small decodes gain little from more threads, and on a 2-core Space two requests run at once.
 torch.set_num_threads(int(os.environ.get("LATENT_EXPLORER_THREADS") or 1))
 
-demo = build_from_folder(TRAINED)
+demo = build_from_folder(checkpoints.shipped_folder())
 
 if __name__ == "__main__":
     launch(demo)

@@ -201,16 +201,38 @@ def update_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     save_tensors(path, tensors, meta)
 
 
+def shipped_folder() -> Path:
+    """The folder of checkpoints the app serves by default: $LATENT_EXPLORER_TRAINED where it
+    is set, else the shipped checkpoints, found through the `trained` package (the
+    repository's trained/ folder, or its copy installed by `pip install .`), so from any
+    working directory."""
+    chosen = os.environ.get("LATENT_EXPLORER_TRAINED")
+    if chosen:
+        return Path(chosen).expanduser()
+    import trained  # the package beside this one; only data (see trained/__init__.py)
+
+    return trained.FOLDER
+
+
+def shipped(name: str) -> Path:
+    """The file of a shipped checkpoint by its name, e.g. shipped("mnist-vae")."""
+    return shipped_folder() / f"{name}.safetensors"
+
+
 def checkpoint_files(folder: str | Path) -> list[Path]:
-    """Shipped checkpoints in a folder (training-state files excluded), sorted by name."""
+    """Checkpoints in a folder (training-state files excluded), sorted by name. A folder that
+    does not exist is an error: a misspelt path must not look like an empty shelf."""
     folder = Path(folder)
     if not folder.is_dir():
-        return []
+        raise CheckpointError(f"{folder}: no such checkpoint folder" if not folder.exists()
+                              else f"{folder}: not a folder")
     return sorted(p for p in folder.glob("*.safetensors") if not p.name.endswith(RESUME_SUFFIX))
 
 
-def list_trained(folder: str | Path = "trained") -> list[str]:
-    """One line per checkpoint in `folder`: what it is, or why it cannot be read."""
+def list_trained(folder: str | Path | None = None) -> list[str]:
+    """One line per checkpoint in `folder` (default: `shipped_folder()`): what it is, or why
+    it cannot be read."""
+    folder = shipped_folder() if folder is None else folder
     lines = []
     for path in checkpoint_files(folder):
         try:

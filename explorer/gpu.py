@@ -8,13 +8,26 @@ the quota.
 
 `spaces` is imported here, before torch, when it is installed (`app.py` imports this module
 first): ZeroGPU sets up torch's CUDA at that import. Without the package (a plain local
-install) `heavy` leaves functions as they are. Off ZeroGPU, the package's own decorator is
-effect-free too.
+install) `heavy` leaves functions as they are.
+
+Two rules keep a ZeroGPU Space alive (docs/ARCHITECTURE.md, "Hosting"):
+
+- Outside a visitor's request nothing may ask ZeroGPU for a GPU (there is no visitor whose
+  quota would pay, and the scheduler refuses), and nothing may touch CUDA: in ZeroGPU mode
+  `torch.cuda.is_available()` is True, but any real CUDA call outside a GPU call is refused.
+  So a call that names the CPU (`device="cpu"`) runs here, without ZeroGPU: the warm-up and
+  every tab's first value do so.
+- A GPU that is refused (the visitor's quota spent, the queue too long, the scheduler
+  unreachable) is not the visitor's fault and the work is small: it runs on the CPU instead,
+  and the visitor is told in one sentence (`on_fallback`, which the app points at a toast).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import logging
+import os
 from typing import Any, Callable, TypeVar
 
 try:  # before torch
@@ -28,18 +41,81 @@ from torch import nn
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=nn.Module)
 
+log = logging.getLogger(__name__)
+
+FALLBACK_SENTENCE = "No GPU could be lent just now ({why}), so this ran on the server's CPU instead."
+
+
+def zero_gpu() -> bool:
+    """Whether this process runs in ZeroGPU mode (the `spaces` package's own switch)."""
+    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
+def _tell_nobody(sentence: str) -> None:
+    log.warning(sentence)
+
+
+# Called with one plain sentence when a GPU call was refused and the work ran on the CPU;
+# the app sets it to a toast for the visitor (explorer.ui.server), the library only logs.
+on_fallback: Callable[[str], None] = _tell_nobody
+
+
+def refusal_reason(error: BaseException) -> str | None:
+    """In a few words, why ZeroGPU refused a GPU, or None when `error` is not a refusal
+    (then it came from the work itself and must not be hidden by a CPU retry).
+
+    The `spaces` package raises a Gradio error titled "ZeroGPU ..." for a spent quota, a
+    queue timeout or no free GPU, an httpx error when its scheduler cannot be reached, and a
+    RuntimeError naming ZeroGPU for other answers of the scheduler."""
+    title = str(getattr(error, "title", "") or "")
+    text = f"{title} {error}"
+    if "quota" in text.lower():
+        return "the daily GPU quota is spent"
+    if "queue" in text.lower():
+        return "the GPU queue is full"
+    if title.startswith("ZeroGPU") or "ZeroGPU" in str(error):
+        return "the GPU service said no"
+    if type(error).__module__.startswith(("httpx", "httpcore")):
+        return "the GPU service could not be reached"
+    return None
+
 
 def heavy(duration: int) -> Callable[[F], F]:
     """Mark heavy work a person starts on purpose: on ZeroGPU it gets a GPU for at most
     `duration` seconds (shorter asks queue sooner); elsewhere the function is unchanged.
 
-    On ZeroGPU the call runs in a forked process and its arguments and result are pickled,
-    so a decorated function takes and returns models, tensors and plain values, never the
-    app's catalog (it holds locks).
+    The function must take a keyword `device`. On ZeroGPU a call that names the CPU runs
+    here, without asking for a GPU, and a call whose GPU is refused runs again with
+    `device="cpu"` after telling `on_fallback`. The GPU call runs in a forked process and its
+    arguments and result are pickled, so a decorated function takes and returns models,
+    tensors and plain values, never the app's catalog (it holds locks).
     """
     if spaces is None:
         return lambda fn: fn
-    return spaces.GPU(duration=duration)
+
+    def decorate(fn: F) -> F:
+        on_gpu = spaces.GPU(duration=duration)(fn)
+        if on_gpu is fn:  # the package outside ZeroGPU: effect-free
+            return fn
+
+        @functools.wraps(fn)
+        def run(*args: Any, device: str | torch.device | None = None, **kwargs: Any) -> Any:
+            if device is not None and torch.device(device).type == "cpu":
+                return fn(*args, device=device, **kwargs)
+            try:
+                return on_gpu(*args, device=device, **kwargs)
+            except Exception as error:  # noqa: BLE001  classified just below
+                why = refusal_reason(error)
+                if why is None:
+                    raise
+                log.warning("GPU refused for %s (%r); running on the CPU", fn.__name__, error)
+                on_fallback(FALLBACK_SENTENCE.format(why=why))
+                return fn(*args, device="cpu", **kwargs)
+
+        run.on_zerogpu = on_gpu  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
 def work_device(device: str | torch.device | None = None) -> torch.device:

@@ -228,11 +228,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_py_serving(env: dict[str, str], port: int, timeout: float = 300) -> Iterator[httpx.Response]:
-    """`python app.py` run with `env` until it serves on `port`: yields its /config response,
-    and stops the process afterwards. Fails the test if it exits or is not serving in time
-    (generous: a loaded 2-core machine takes a minute to import torch and gradio and warm up)."""
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+def app_py_serving(env: dict[str, str], port: int, timeout: float = 300, command: list[str] | None = None,
+                   cwd: Path = REPO, log: list[str] | None = None) -> Iterator[httpx.Response]:
+    """`python app.py` (or `command`) run with `env` in `cwd` until it serves on `port`: yields
+    its /config response, and stops the process afterwards; `log`, if given, receives what it
+    printed. Fails the test if it exits or is not serving in time (generous: a loaded 2-core
+    machine may take a minute to import torch and gradio)."""
+    proc = subprocess.Popen(command or [sys.executable, "app.py"], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + timeout
@@ -250,7 +252,13 @@ def app_py_serving(env: dict[str, str], port: int, timeout: float = 300) -> Iter
         yield config
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        if log is not None:
+            log.append(out or "")
 
 
 def benchmark_setup(tiny_trained_dir: Path, tmp_path: Path, stems: tuple[str, ...], n_train: int = 16,

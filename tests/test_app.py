@@ -92,7 +92,7 @@ def test_the_server_skips_work_nothing_here_uses(monkeypatch):
     import gradio as gr
 
     from explorer.ui import launch
-    from explorer.ui.demo import no_matplotlib_search
+    from explorer.ui.server import no_matplotlib_search
 
     import gc
 

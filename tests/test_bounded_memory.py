@@ -13,7 +13,7 @@ from tests.helpers import png_with_size
 
 
 def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
-    from explorer.ui.demo import configure_process
+    from explorer.ui.server import configure_process
 
     configure_process()
     bomb = tmp_path / "bomb.png"
@@ -32,7 +32,7 @@ def test_pil_refuses_a_picture_past_the_cap_from_its_header(tmp_path):
 def test_output_pictures_are_written_whole_while_others_read_them(tmp_path):
     from gradio import processing_utils
 
-    from explorer.ui.demo import configure_process
+    from explorer.ui.server import configure_process
 
     configure_process()
     picture = Image.effect_noise((600, 600), 64).convert("L")
@@ -59,10 +59,10 @@ def test_output_pictures_are_written_whole_while_others_read_them(tmp_path):
 
 
 def test_the_queue_takes_a_lecture_and_the_session_store_is_capped(catalog):
-    from explorer.ui import demo
+    from explorer.ui import demo, server
 
-    assert demo.MAX_QUEUE >= 300 and 100 <= demo.SESSIONS <= 1000
+    assert server.MAX_QUEUE >= 300 and 100 <= server.SESSIONS <= 1000
     # Places in the queue are told on a clock, not to every waiting request each time one starts.
-    queue = demo.build_demo(catalog, warm_up=False)._queue
-    assert queue.max_size == demo.MAX_QUEUE and not queue.live_updates
-    assert queue.update_intervals == demo.QUEUE_STATUS_EVERY
+    queue = demo.build_demo(catalog)._queue
+    assert queue.max_size == server.MAX_QUEUE and not queue.live_updates
+    assert queue.update_intervals == server.QUEUE_STATUS_EVERY

@@ -58,11 +58,9 @@ def test_the_app_starts_on_damaged_checkpoints_and_names_each(tmp_path):
     (folder / "old-model.pt").write_bytes(b"\x80\x04pickle")
     (folder / "README.md").write_text("model card")
 
-    demo = build_from_folder(folder, download=False, warm_up=True)  # the warm-up must not trip either
-    catalog = demo.latent_explorer_catalog if hasattr(demo, "latent_explorer_catalog") else None
-    from explorer.ui import Catalog
-
-    catalog = catalog or Catalog.from_folder(folder, download=False)
+    demo = build_from_folder(folder, download=False)
+    demo.services.warm_up()  # the warm-up (behind the server) must not trip either
+    catalog = demo.services.catalog
     assert catalog.latent_names == ["mnist-vae"]
     notes = notices_markdown(catalog)
     for name in [*bad, "nan-weights.safetensors", "inf-weights.safetensors", "mnist-damaged-replay.safetensors",

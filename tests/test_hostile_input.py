@@ -83,7 +83,7 @@ def call(fn, args):
 def demo(catalog):
     from explorer.ui import build_demo
 
-    return build_demo(catalog, warm_up=False)
+    return build_demo(catalog)
 
 
 def test_every_endpoint_answers_malformed_values_with_a_sentence(demo, caplog):

@@ -54,24 +54,117 @@ def test_without_spaces_heavy_leaves_functions_as_they_are(reload_gpu):
     assert shim.heavy(20)(work) is work
 
 
-def test_with_spaces_heavy_is_spaces_gpu_with_the_duration(reload_gpu):
-    asked = []
+class Refused(Exception):
+    """What the `spaces` package raises when it lends no GPU: a Gradio error titled "ZeroGPU ..."."""
+
+    def __init__(self, message: str, title: str) -> None:
+        super().__init__(message)
+        self.title = title
+
+
+@pytest.fixture
+def fake_spaces(reload_gpu):
+    """explorer.gpu over a stand-in `spaces` whose GPU call runs `gpu_call(fn, *args, **kwargs)`;
+    yields (module, asked durations, the GPU calls made, the fallback sentences told)."""
+    asked, calls, told = [], [], []
+    behaviour = {"gpu_call": lambda fn, *a, **k: fn(*a, **k)}
 
     def GPU(*, duration):
         asked.append(duration)
-        return lambda fn: types.SimpleNamespace(on_zerogpu=fn)
+
+        def decorate(fn):
+            def on_gpu(*args, **kwargs):
+                calls.append(kwargs.get("device"))
+                return behaviour["gpu_call"](fn, *args, **kwargs)
+            return on_gpu
+        return decorate
 
     fake = types.ModuleType("spaces")
     fake.GPU = GPU
     shim = reload_gpu(fake)
-    wrapped = shim.heavy(30)(len)
-    assert asked == [30] and wrapped.on_zerogpu is len
+    shim.on_fallback = told.append
+    yield shim, asked, calls, told, behaviour
+
+
+def test_with_spaces_heavy_asks_for_the_duration_and_runs_on_the_gpu(fake_spaces):
+    shim, asked, calls, told, _ = fake_spaces
+
+    def work(x, device=None):
+        return (x, str(device))
+
+    wrapped = shim.heavy(30)(work)
+    assert asked == [30] and callable(wrapped.on_zerogpu)
+    assert wrapped(1) == (1, "None") and calls == [None] and not told
     # What the app marks heavy: a GAN's inversion and the likelihood scoring, nothing else.
     asked.clear()
     marked = importlib.reload(heavy)
     assert asked == [heavy.INVERT_SECONDS, heavy.SCORE_SECONDS]
     assert hasattr(marked.invert, "on_zerogpu") and hasattr(marked.likelihoods, "on_zerogpu")
     assert callable(marked.encode) and not hasattr(marked.encode, "on_zerogpu")
+
+
+def test_a_call_that_names_the_cpu_never_asks_zerogpu(fake_spaces):
+    """The page's first values and the warm-up run outside any visitor's request: they name the
+    CPU, and the scheduler is not asked (outside a request it refuses, and nobody would pay)."""
+    shim, _, calls, told, _ = fake_spaces
+    wrapped = shim.heavy(30)(lambda x, device=None: (x, str(device)))
+    assert wrapped(2, device="cpu") == (2, "cpu") and calls == [] and not told
+    assert wrapped(3, device=torch.device("cpu")) == (3, "cpu") and calls == []
+
+
+@pytest.mark.parametrize("error, why", [
+    (Refused("You have exceeded your free ZeroGPU quota", "ZeroGPU quota exceeded"), "quota is spent"),
+    (Refused("No GPU was available after 60s", "ZeroGPU queue timeout"), "queue is full"),
+    (Refused("No GPU is currently available for you", "ZeroGPU client error"), "service said no"),
+])
+def test_a_refused_gpu_runs_the_work_on_the_cpu_and_says_why_in_one_sentence(fake_spaces, error, why):
+    shim, _, calls, told, behaviour = fake_spaces
+
+    def refuse(fn, *a, **k):
+        raise error
+    behaviour["gpu_call"] = refuse
+    wrapped = shim.heavy(30)(lambda x, device=None: (x, str(device)))
+    assert wrapped(4) == (4, "cpu") and calls == [None]
+    assert len(told) == 1 and why in told[0] and told[0].endswith("ran on the server's CPU instead.")
+
+
+def test_an_unreachable_scheduler_is_a_refusal_too():
+    httpx = pytest.importorskip("httpx")
+    assert gpu.refusal_reason(httpx.ConnectError("[Errno 111] Connection refused")) == \
+        "the GPU service could not be reached"
+
+
+def test_an_error_of_the_work_itself_is_not_hidden_by_a_cpu_retry(fake_spaces):
+    shim, _, calls, told, behaviour = fake_spaces
+    ran = []
+
+    def work(x, device=None):
+        ran.append(str(device))
+        raise ValueError("bad image")
+    wrapped = shim.heavy(30)(work)
+    with pytest.raises(ValueError, match="bad image"):
+        wrapped(5)
+    assert ran == ["None"] and not told  # not run again on the CPU
+
+
+def test_gan_inversion_uses_adam_written_out_and_equal_to_torch_optim():
+    """Inversion's optimiser touches no CUDA (torch.optim's step asks the accelerator, which
+    ZeroGPU refuses outside a GPU call), and steps exactly as torch.optim.Adam does."""
+    from explorer.models.gan import Adam
+
+    torch.manual_seed(0)
+    ours = torch.randn(6, 5, requires_grad=True)
+    theirs = ours.detach().clone().requires_grad_(True)
+    reference, written_out = torch.optim.Adam([theirs], lr=0.05), Adam(ours, lr=0.05)
+    for _ in range(40):
+        for z, opt in ((ours, written_out), (theirs, reference)):
+            loss = (z.sin() * torch.arange(5.0)).pow(2).sum() + z.pow(2).sum()
+            z.grad = None
+            loss.backward()
+            opt.step()
+    assert torch.equal(ours, theirs)
+    source = (REPO / "explorer" / "models" / "gan.py").read_text()
+    assert "torch.optim" not in source.split("class Adam")[0].split("def invert")[1]
 
 
 def test_the_installed_spaces_package_is_effect_free_off_zerogpu(monkeypatch):
@@ -263,20 +356,40 @@ def test_license_lfs_attributes_and_model_card_metadata():
         assert line in header.splitlines()
 
 
-def test_the_package_builds_with_the_library_the_cli_and_the_pins(tmp_path):
-    """What `pip install -e .` reads: a wheel of explorer/ and train/ whose requirements are
-    requirements.txt's, markers included."""
-    source = tmp_path / "src"  # a copy: setuptools writes build/ and *.egg-info/ beside the sources
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "data", "trained",
-                                                               "__pycache__", "build", "*.egg-info"))
+def build_wheel(tmp_path: Path, dirty: bool = False) -> Path:
+    """The project's wheel, built from a copy of the working tree (setuptools writes build/ and
+    *.egg-info/ beside the sources). `dirty`: first leave in the copy what a build, a test run
+    and Gradio leave behind (the generated component stubs among them)."""
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "data", "__pycache__",
+                                                               "build", "*.egg-info", ".pytest_cache", "*.pyi"))
+    if dirty:
+        (source / "explorer" / "ui" / "grid.pyi").write_text("# generated by gradio\n")
+        (source / "explorer" / "__pycache__").mkdir()
+        (source / "explorer" / "__pycache__" / "gpu.cpython-311.pyc").write_bytes(b"\0")
+        (source / "trained" / "mnist-vae.resume.safetensors").write_bytes(b"\0")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("latent_explorer-*.whl")
+    return wheel
+
+
+def test_the_package_builds_with_the_library_the_cli_the_checkpoints_and_the_pins(tmp_path):
+    """What `pip install .` installs: explorer/, train/, the shipped checkpoints (package
+    `trained`, data only) and the `latent-explorer` command, with requirements.txt's pins;
+    nothing generated (Gradio's stubs, bytecode, resume states)."""
+    wheel = build_wheel(tmp_path, dirty=True)
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         metadata = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+        scripts = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "explorer/ui/demo.py" in names and "train/__main__.py" in names and "explorer/gpu.py" in names
-    assert not any(n.startswith(("tests/", "benchmarks/", "trained/")) for n in names)
+    shipped = sorted(p.name for p in (REPO / "trained").glob("*.safetensors"))
+    assert sorted(n.split("/")[1] for n in names if n.startswith("trained/") and n.endswith(".safetensors")) == shipped
+    assert "trained/README.md" in names and "trained/__init__.py" in names
+    assert not any(n.endswith((".pyi", ".pyc", ".resume.safetensors")) for n in names)
+    assert not any(n.startswith(("tests/", "benchmarks/", "runs/")) for n in names)
+    assert "latent-explorer = explorer.ui.server:main" in scripts
     assert 'Requires-Dist: torch==2.14.1; python_version == "3.11"' in metadata
     assert 'Requires-Dist: torch==2.13.0; python_version != "3.11"' in metadata
     assert "License-Expression: MIT" in metadata

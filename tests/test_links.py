@@ -141,10 +141,10 @@ def test_a_session_copies_no_blocks_configs_for_its_values(client, catalog):
     from gradio.state_holder import SessionState
 
     from explorer.ui import build_demo
-    from explorer.ui.demo import lazy_session_config
+    from explorer.ui.server import lazy_session_config
 
     lazy_session_config()
-    demo = build_demo(catalog, warm_up=False)
+    demo = build_demo(catalog)
     session = SessionState(demo)
     assert session.config_values == {}
     assert session.blocks_config.blocks.keys() == demo.default_config.blocks.keys()

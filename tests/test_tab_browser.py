@@ -24,7 +24,7 @@ pytestmark = [needs_chromium]
 @pytest.fixture(scope="module")
 def url(tiny_trained_dir: Path, tmp_path_factory):
     data = write_fake_dataset(tmp_path_factory.mktemp("browser-tabs-data"))
-    demo = build_demo(Catalog.from_folder(tiny_trained_dir, data_dir=data, download=False), warm_up=False)
+    demo = build_demo(Catalog.from_folder(tiny_trained_dir, data_dir=data, download=False))
     yield serve_on_loopback(demo)
     demo.close()
 

@@ -163,7 +163,7 @@ def test_the_same_grid_asked_again_is_drawn_and_encoded_once(services, tmp_path,
     from gradio import processing_utils
 
     from explorer.ui import grid
-    from explorer.ui.demo import configure_process
+    from explorer.ui.server import configure_process
 
     configure_process()
     settings = ("mnist-vae", 0, 1, 2.0, 3, "random draw (seed)", 5, None, None)

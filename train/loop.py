@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from explorer import checkpoints, data
-from explorer.models import GenerativeModel, build
+from explorer.models import REGISTRY, GenerativeModel, build
 
 from . import precision as precision_
 from .averaging import WeightAverage
@@ -148,6 +148,27 @@ def _warm_start(model: GenerativeModel, path: Path) -> dict[str, Any]:
 
 # --- the run ---------------------------------------------------------------------------------
 
+def resumed_config(cfg: RunConfig, state_file: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The model config a resumed run goes on with: the run's own, with what this command's
+    --set changes. Only keys the family marks `retunable` (training settings such as a plain
+    GAN's g_steps) may change; anything else must match or the resume is refused."""
+    if run["model"] != cfg.model:
+        raise SystemExit(f"{state_file}: holds a {run['model']} run, not a {cfg.model} one; "
+                         f"remove it or pass the same model")
+    config = {**run["model_config"], **cfg.model_config}
+    retunable = REGISTRY[cfg.model].retunable
+    changed = sorted(k for k in config if config[k] != run["model_config"].get(k))
+    fixed = [k for k in changed if k not in retunable]
+    if fixed:
+        raise SystemExit(f"{state_file}: holds a {run['model']} run with config {run['model_config']}; "
+                         f"{', '.join(fixed)} cannot change on resume (only {', '.join(retunable) or 'nothing'} can); "
+                         f"remove the state or pass the same settings")
+    if changed:
+        was = run["model_config"]
+        print("resuming with " + ", ".join(f"{k}={config[k]} (was {was.get(k)})" for k in changed))
+    return config
+
+
 def fit(cfg: RunConfig) -> GenerativeModel:
     """Train (or resume) one model and return it as saved; writes both files after every epoch."""
     recipe = RECIPES[cfg.model]
@@ -169,8 +190,10 @@ def fit(cfg: RunConfig) -> GenerativeModel:
     out, state_file = Path(cfg.out), resume_path(Path(cfg.out), cfg.state_dir)
 
     torch.manual_seed(cfg.seed)
-    model = build(cfg.model, cfg.model_config).to(device, memory_format=precision_.memory_format(channels_last))
     resuming = cfg.resume and state_file.exists()
+    saved = checkpoints.read_tensors(state_file) if resuming else None
+    model_config = resumed_config(cfg, state_file, json.loads(saved[1]["run"])) if saved else cfg.model_config
+    model = build(cfg.model, model_config).to(device, memory_format=precision_.memory_format(channels_last))
     # A resumed run's weights come from its state, and its --init file may have changed since
     # (replaced by this very run's output, say): describe the start as it was first read.
     started_from = _warm_start(model, cfg.init) if cfg.init and not resuming else None
@@ -184,12 +207,9 @@ def fit(cfg: RunConfig) -> GenerativeModel:
     # arguments (more epochs, averaging switched on) is reproduced by running them in turn.
     commands: list[dict[str, Any]] = []
 
-    if resuming:
-        tensors, meta = checkpoints.read_tensors(state_file)
+    if saved:
+        tensors, meta = saved
         run = json.loads(meta["run"])
-        if run["model"] != cfg.model or run["model_config"] != model.config:
-            raise SystemExit(f"{state_file}: holds a {run['model']} run with config {run['model_config']}, "
-                             f"not this one; remove it or pass the same arguments")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _unflatten_optimizers(opts, tensors, run["optimizers"])
         _resume_learning_rate(opts, cfg.lr, hp)

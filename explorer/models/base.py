@@ -47,6 +47,9 @@ class GenerativeModel(nn.Module):
     # What it can say about log p(x): "exact" (autoregressive), "bound" (an ELBO: VAE, VQ-VAE
     # with its prior), or None (a plain autoencoder, a GAN, a classifier).
     likelihood: ClassVar[str | None] = None
+    # Config keys that only steer training (the weights' shapes do not depend on them), so a
+    # resumed run may change them, as it may change the learning rate (train/loop.py).
+    retunable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

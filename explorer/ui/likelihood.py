@@ -75,11 +75,13 @@ def scorable_vaes(catalog: Catalog) -> list[str]:
             and c.binary_images and hasattr(c.model, "decode_logits")]
 
 
-def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
+def score(catalog: Catalog, image: torch.Tensor, device: str | None = None) -> list[Score]:
     """The image (1, H, W) in [0, 1] under every autoregressive model and scorable VAE.
 
-    The models' work is one heavy call (a GPU on ZeroGPU); each model sees the image as it
-    was trained: thresholded for a binary model, 256 grey levels for an 8-bit one."""
+    The models' work is one heavy call (a GPU on ZeroGPU, unless `device` names the CPU, as
+    the page's first value must: it is built outside any visitor's request); each model sees
+    the image as it was trained: thresholded for a binary model, 256 grey levels for an
+    8-bit one."""
     autoregressive = []
     for name, ckpt in catalog.autoregressive.items():
         if ckpt.model.num_classes:
@@ -88,7 +90,7 @@ def score(catalog: Catalog, image: torch.Tensor) -> list[Score]:
     vaes = [(name, catalog.checkpoint(name, "latent"), data.threshold(image).unsqueeze(0))
             for name in scorable_vaes(catalog)]
     maps, bounds = heavy.likelihoods([(c.model, x) for _, c, x in autoregressive],
-                                     [(c.model, x) for _, c, x in vaes], VAE_SAMPLES)
+                                     [(c.model, x) for _, c, x in vaes], VAE_SAMPLES, device=device)
     out = []
     for (name, ckpt, x), nll in zip(autoregressive, maps):
         model: AutoregressiveModel = ckpt.model  # type: ignore[assignment]
@@ -152,11 +154,12 @@ def reading(found: list[Score]) -> str:
     return "  \n".join(text)
 
 
-def likelihood(catalog: Catalog, picture: np.ndarray | None) -> tuple[pd.DataFrame, list, str]:
+def likelihood(catalog: Catalog, picture: np.ndarray | None, device: str | None = None
+               ) -> tuple[pd.DataFrame, list, str]:
     picture = inputs.image(picture)
     if picture is None:
         raise ValueError("Pick, upload or draw an image to score.")
-    found = score(catalog, intake.prepare_digit(picture))
+    found = score(catalog, intake.prepare_digit(picture), device)
     return table(found), heat_maps(found), reading(found)
 
 
@@ -175,7 +178,7 @@ def build(services: Services) -> None:
                                  elem_id="likelihood-source")
             digit = digit_input(services.dataset_example, source, "score", "Image to score")
         with gr.Column(scale=2):
-            first = likelihood(catalog, digit.initial) if digit.initial is not None else None
+            first = likelihood(catalog, digit.initial, "cpu") if digit.initial is not None else None
             scores = gr.Dataframe(value=first[0] if first else pd.DataFrame(columns=COLUMNS),
                                   label="-log p(x) of this image under each model", interactive=False,
                                   wrap=True, column_widths=["28%", "20%", "13%", "13%", "13%", "13%"],

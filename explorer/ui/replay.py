@@ -163,11 +163,13 @@ def build(services: Services) -> Shareable | None:
     lead("After every epoch the GAN drew the same 100 codes: step through the epochs, or press Play, "
          "to watch its generator learn (or collapse).")
     start = default_replay(services.catalog, names)
-    replays = [services.replay(n) for n in names]
+    # Only the start run is scored now (the others when chosen, or by the warm-up behind the
+    # server): scoring every run's epochs took seconds of the app's start.
+    shown = services.replay(start)
     # The slider spans the start run's epochs; choosing another run sets its range (/replay_run),
     # and the handlers check an epoch against the run asked for (ModelSlider).
-    lowest, last = services.replay(start).epochs[0], services.replay(start).epochs[-1]
-    samples = max(r.frames.shape[1] for r in replays)
+    lowest, last = shown.epochs[0], shown.epochs[-1]
+    samples = shown.frames.shape[1]  # every run stores the same fixed-seed batch (train/loop.py)
     # Not run_view: a gr.Slider made here, inside the Blocks, would be put on the page.
     first = (last, *epoch_view(services, start, last), coverage_table(services.replay(start)),
              losses_table(services, start))
@@ -186,7 +188,7 @@ def build(services: Services) -> Shareable | None:
                                    label="classes of the 100 samples (the data set's classifier)", height=280)
             summary = gr.Markdown(first[3])
     with gr.Row():
-        coverage = gr.LinePlot(value=first[4], x=EPOCH, y=COVERED, y_lim=[0, len(replays[0].classes)],
+        coverage = gr.LinePlot(value=first[4], x=EPOCH, y=COVERED, y_lim=[0, len(shown.classes)],
                                label="classes covered, epoch by epoch", height=260)
         losses = gr.LinePlot(value=first[5], x=EPOCH, y=LOSS_Y, color=LOSS_SERIES,
                              label="training curves (history)", height=260)

@@ -56,21 +56,42 @@ class Memo(Generic[V]):
     def __init__(self, size: int | None = None) -> None:
         self.size = size
         self._values: OrderedDict[Hashable, V] = OrderedDict()
+        self._computing: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], V]) -> V:
-        """The value remembered for `key`, or `compute()`'s, remembered from now on."""
+        """The value remembered for `key`, or `compute()`'s, remembered from now on. A caller
+        that asks for a key another thread is computing waits for that value instead of
+        computing it again (a visitor arriving while the warm-up computes it, say)."""
         with self._lock:
             if key in self._values:
                 self._values.move_to_end(key)
                 return self._values[key]
-        value = compute()
-        with self._lock:
-            value = self._values.setdefault(key, value)  # a racing thread's value stands
-            self._values.move_to_end(key)
-            while self.size is not None and len(self._values) > self.size:
-                self._values.popitem(last=False)
-        return value
+            running = self._computing.get(key)
+            if running is None:
+                running = self._computing[key] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            running.wait()
+            with self._lock:
+                if key in self._values:
+                    self._values.move_to_end(key)
+                    return self._values[key]
+            return self.get(key, compute)  # the other thread failed (or it was evicted): try again
+        try:
+            value = compute()
+            with self._lock:
+                self._values[key] = value
+                self._values.move_to_end(key)
+                while self.size is not None and len(self._values) > self.size:
+                    self._values.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                del self._computing[key]
+            running.set()
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,7 @@ class Services:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.warmed = threading.Event()  # set when the warm-up (server.warm_up_behind) has run
         # (model, image hash, class) -> (code (D,), reconstruction MSE per pixel)
         self._encoded: Memo[tuple[torch.Tensor, float]] = Memo(ENCODE_CACHE)
         self._test_codes: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
