@@ -1,6 +1,6 @@
 """Walking a latent space: grids over two dimensions, interpolation paths, prior densities.
 
-Pure tensor functions over the `LatentModel` interface (see DESIGN.md); the app calls these
+Pure tensor functions over the `LatentModel` interface (docs/ARCHITECTURE.md); the app calls these
 and only turns their tensors into pictures. Everything is laid out in units of the model's
 own code spread (`latent_mean()` / `latent_std()`): the prior N(0, I) for a VAE, a Gaussian
 fitted to the training codes for a plain autoencoder. That makes "two standard deviations"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import httpx
+import pytest
 
 from tests.helpers import app_py_serving, free_port, write_fake_dataset
 
@@ -72,6 +73,7 @@ def test_select_model_describes_a_gan(client):
     assert "frechet_distance = 12.30" in info and "no encoder" in info
 
 
+@pytest.mark.slow  # starts python app.py as a process
 def test_python_app_py_serves_on_the_port_from_the_environment(tiny_trained_dir, tmp_path):
     port = free_port()
     env = {**os.environ, "LATENT_EXPLORER_TRAINED": str(tiny_trained_dir),

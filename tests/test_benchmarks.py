@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from benchmarks import app_latency, sampling_speed
 
 
@@ -46,6 +48,7 @@ def test_sampling_speed_checks_naive_and_cached_give_the_same_samples(tiny_train
     assert abs(float(speedup.rstrip("x")) - naive_s / cached_s) <= 1 + 0.05 * naive_s / cached_s
 
 
+@pytest.mark.slow  # a live server and 40 s of clients
 def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     from benchmarks import load
 
@@ -73,6 +76,7 @@ def test_load_reports_errors_latencies_and_memory(tiny_trained_dir, tmp_path):
     assert 2 <= len(readings) <= 4 and all(mb > 0 for mb in readings)
 
 
+@pytest.mark.slow  # every player streams a whole play
 def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained_dir, tmp_path, monkeypatch):
     from benchmarks import play_capacity
     from explorer.ui import pixels

@@ -13,7 +13,7 @@ import pytest
 from explorer.ui import Catalog, build_demo
 from tests.helpers import browser_page, needs_chromium, serve_on_loopback, write_fake_dataset
 
-pytestmark = [needs_chromium]
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -113,6 +113,27 @@ def test_list_trained_describes_each_file_and_flags_bad_ones(tmp_path):
     assert lines[1] == "mnist-vae.safetensors: variational autoencoder (vae) on mnist, test_neg_elbo = 99.12"
 
 
+def test_a_folder_that_does_not_exist_is_an_error_not_an_empty_shelf(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        checkpoints.checkpoint_files(tmp_path / "trainde")
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        checkpoints.list_trained(tmp_path / "trainde")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="not a folder"):
+        checkpoints.checkpoint_files(tmp_path / "file")
+    assert checkpoints.checkpoint_files(tmp_path) == []  # an existing empty folder is just empty
+
+
+def test_the_shipped_folder_is_found_from_anywhere_and_the_environment_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("LATENT_EXPLORER_TRAINED", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoints.shipped_folder() == (REPO / "trained").resolve()
+    assert checkpoints.shipped("mnist-vae") == (REPO / "trained" / "mnist-vae.safetensors").resolve()
+    assert any(line.startswith("mnist-vae.safetensors: ") for line in checkpoints.list_trained())
+    monkeypatch.setenv("LATENT_EXPLORER_TRAINED", str(tmp_path))
+    assert checkpoints.shipped_folder() == tmp_path and checkpoints.list_trained() == []
+
+
 SHIPPED = checkpoints.checkpoint_files(REPO / "trained")
 
 

@@ -157,3 +157,30 @@ def test_a_session_copies_no_blocks_configs_for_its_values(client, catalog):
     picture = next(k for k, b in demo.blocks.items() if isinstance(b, gr.Image))
     session._update_value_in_config(picture, {"path": "x.png"})
     assert session.config_values == before and picture not in session.config_values
+
+
+def test_a_sessions_blocks_stay_the_pages_however_many_updates_it_receives(catalog, tmp_path):
+    """server.updates_keep_their_block_id: an event that updates an input's props (the grid's
+    sliders and class picker on a model switch) no longer adds a component to the session at
+    every call (a leak of a few kB per event, found in a soak)."""
+    from gradio_client import Client
+
+    from explorer.ui import build_demo
+    from tests.helpers import serve_on_loopback
+
+    demo = build_demo(catalog)
+    url = serve_on_loopback(demo)
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path))
+        sizes = []
+        for i, name in enumerate(["mnist-cvae", "mnist-vae2d", "mnist-vae", "mnist-cvae"] * 3):
+            info, dx, dy, grid_label = client.predict(name, 1, 0, None, api_name="/select_model")
+            (session,) = demo.state_holder.session_data.values()
+            sizes.append(len(session.blocks_config.blocks))
+        client.close()
+        # The updates still reach the page: the 2-D model's sliders end at 1.
+        info, dx, dy, _ = Client(url, verbose=False).predict("mnist-vae2d", 0, 1, None, api_name="/select_model")
+        assert dx["maximum"] == dy["maximum"] == 1
+    finally:
+        demo.close()
+    assert sizes == [len(demo.default_config.blocks)] * len(sizes)

@@ -59,6 +59,9 @@ def assert_friendly(texts: list[str], *private: Path) -> None:
             assert str(path) not in text, text
 
 
+pytestmark = pytest.mark.slow  # python app.py as a process, its downloads failing
+
+
 @pytest.fixture(scope="module")
 def offline_app(tiny_trained_dir, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")

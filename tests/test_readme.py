@@ -3,6 +3,7 @@ its address swapped for the server's)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,13 +20,17 @@ def snippet(containing: str) -> str:
 
 
 def run(code: str, cwd) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    """Run a snippet in `cwd` with the checkout importable (as an installed package would be)."""
+    env = {k: v for k, v in os.environ.items() if k != "LATENT_EXPLORER_TRAINED"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_the_library_snippet_samples_pictures_as_numpy():
-    out = run(snippet("checkpoints.load"), REPO).splitlines()
+def test_the_library_snippet_samples_pictures_as_numpy(tmp_path):
+    out = run(snippet("checkpoints.load"), tmp_path).splitlines()  # from another folder
     assert out[0] == "(16, 1, 28, 28) uint8"
     assert "mnist-vae.safetensors: " in out[1]  # the list of shipped checkpoints
 

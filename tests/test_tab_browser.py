@@ -18,7 +18,7 @@ TIMEOUT = 30_000
 # (not its hidden copy, which it measures).
 TAB_BUTTONS = ".tab-wrapper > .tab-container:not(.visually-hidden) button, .tab-wrapper .overflow-dropdown > button"
 
-pytestmark = [needs_chromium]
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import zipfile
 import pytest
 
 from explorer import checkpoints
-from tests.helpers import REPO, SHARED_DATA, app_py_serving, free_port
+from benchmarks.startup import first_calls
+from tests.helpers import REPO, SHARED_DATA, app_py_serving, build_wheel, free_port
 from tests.zerogpu_standin import DeviceAPI
 
 pytestmark = pytest.mark.slow
@@ -34,27 +35,6 @@ def served_env(port: int, tmp_path) -> dict[str, str]:
             "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
 
 
-def one_call_per_tab(client, handle_file) -> dict[str, object]:
-    """One endpoint of each of the 11 tabs, on the shipped models."""
-    digit, _ = client.predict("mnist-vae", 3, api_name="/encode_from_example")
-    image = handle_file(digit)
-    return {
-        "grid": client.predict("mnist-ae", 1, 0, 1.5, 5, "prior mean", 0, None, None, api_name="/grid"),
-        "interpolation": client.predict("mnist-vae", image, image, "lerp", 5, None, api_name="/interpolate"),
-        "encode (GAN inversion: heavy)": client.predict("mnist-dcgan", image, None, api_name="/encode"),
-        "directions": client.predict("mnist-vae", api_name="/dimension_ranking"),
-        "AE vs VAE": client.predict("mnist-ae", "mnist-vae", 1, 2, 2.0, 5, "random draw (seed)", 3, None,
-                                    api_name="/compare"),
-        "2-D manifold": client.predict("mnist-vae2d", 5, None, api_name="/manifold"),
-        "replay": client.predict("mnist-dcgan", 3, api_name="/replay_epoch"),
-        "pixel by pixel": list(client.submit("mnist-pixelcnn", 1, 1.0, 0, 0, None, None, 784, 112,
-                                             api_name="/pixel_play")),
-        "codes": list(client.submit("mnist-vqvae", None, 5, 48, api_name="/codes_play")),
-        "likelihood (heavy)": client.predict(image, api_name="/likelihood"),
-        "three kinds": client.predict("mnist", image, api_name="/three_kinds"),
-    }
-
-
 @pytest.mark.parametrize("refusal", ["quota", "busy"])
 def test_the_app_boots_and_serves_every_tab_on_zerogpu_without_a_gpu(tmp_path, refusal):
     port, log = free_port(), []
@@ -63,15 +43,16 @@ def test_the_app_boots_and_serves_every_tab_on_zerogpu_without_a_gpu(tmp_path, r
         with app_py_serving(env, port, log=log):
             client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False,
                                           download_files=str(tmp_path / "downloads"))
-            answers = one_call_per_tab(client, gradio_client.handle_file)
+            answers = {tab: call() for tab, call in first_calls(client, gradio_client.handle_file).items()}
             client.close()
     printed = log[0]
     assert all(answers.values()), [k for k, v in answers.items() if not v]
-    code, decoded, note = answers["encode (GAN inversion: heavy)"]
+    code, decoded, note = answers["Encode (a GAN's inversion)"]
     assert len(code) == checkpoints.load(REPO / "trained" / "mnist-dcgan.safetensors").model.latent_dim
-    table, maps, reading = answers["likelihood (heavy)"]
+    table, maps, reading = answers["Likelihood"]
     assert len(table["data"]) >= 4 and len(maps) >= 4
-    assert len(answers["pixel by pixel"]) >= 2 and len(answers["codes"]) >= 2  # streamed
+    assert len(answers["Pixel by pixel (whole play)"]) >= 2 and len(answers["Discrete codes (whole play)"]) >= 2
+    assert len(answers) == 11  # one call for each tab
     # The two heavy calls asked ZeroGPU, were refused, and ran on the CPU, saying so; nothing
     # asked for a GPU at start-up (no visitor), and nothing reached CUDA.
     assert api.scheduled == 2, printed
@@ -82,8 +63,6 @@ def test_the_app_boots_and_serves_every_tab_on_zerogpu_without_a_gpu(tmp_path, r
 def test_the_installed_command_serves_every_shipped_model_from_another_folder(tmp_path):
     """`pip install .` then `latent-explorer` from elsewhere: the wheel (built as in
     test_hosting) unpacked as pip installs it, without the project on the path."""
-    from tests.test_hosting import build_wheel
-
     wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:

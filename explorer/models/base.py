@@ -2,7 +2,7 @@
 
 A model is built from a plain config dict (`build("vae", {"latent_dim": 16})`), so a
 checkpoint that stores the name and the config can rebuild it exactly. Two interfaces
-sit on top (see DESIGN.md): latent models (`encode`, `decode`, `sample_latent`) and
+sit on top (docs/ARCHITECTURE.md, "The model interface"): latent models (`encode`, `decode`, `sample_latent`) and
 autoregressive models (`log_prob`, step-wise sampling).
 """
 

@@ -6,8 +6,9 @@ tab's first value, computed on the CPU), start listening, and only then warm up 
 a background thread at the lowest priority (`warm_up_behind`), so the page answers within
 seconds and the first visitor's clicks are not queued behind the warm-up.
 
-Each patch of Gradio's internals names what it relies on; tests/test_server.py fails when a
-Gradio upgrade moves it.
+Each patch of Gradio's internals names what it relies on, and has a test that fails when a
+Gradio upgrade moves it: tests/test_links.py (sessions), tests/test_bounded_memory.py (the
+picture cache), tests/test_app.py (the matplotlib guard).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def queued(demo: gr.Blocks) -> gr.Blocks:
 def launch(demo: gr.Blocks, warm_up: bool = True, **kwargs: Any) -> Any:
     """Start the app with its styling; host and port come from GRADIO_SERVER_NAME /
     GRADIO_SERVER_PORT unless given. Once the server listens, the caches warm up behind it
-    (`warm_up_behind`) unless `warm_up` is False. Extra keyword arguments go to `Blocks.launch`."""
+    (`warm_up_behind`) unless `warm_up` is False. Extra keyword arguments go to `Blocks.launch`.
+    The process settings (`configure_process`) are made first, if they were not already."""
+    configure_process()
     kwargs.setdefault("css", CSS)
     kwargs.setdefault("js", PAGE_JS)
     kwargs.setdefault("max_file_size", "50mb")
@@ -168,6 +171,7 @@ def configure_process() -> None:
     gpu.on_fallback = tell_visitor
     atomic_picture_cache()
     lazy_session_config()
+    updates_keep_their_block_id()
     no_matplotlib_search()
 
 
@@ -211,6 +215,32 @@ def lazy_session_config() -> None:
     __init__.lazy = True  # type: ignore[attr-defined]
     state_holder.SessionState.__init__ = __init__  # type: ignore[method-assign]
     state_holder.SessionState._update_value_in_config = lambda self, key, value: None  # type: ignore[method-assign]
+
+
+def updates_keep_their_block_id() -> None:
+    """A session's memory grew with every event whose outputs update a component's props that
+    is also an input (a slider's range, a picker's choices): Gradio (6.31) stores the update
+    as a new component under the old block's id in the session, but the new component has a
+    fresh id of its own, and when it comes back as an input, preprocessing stores it again
+    under that fresh id (`blocks.py`, `preprocess_data`: `if block._id not in state`). So each
+    such event added a component (a few kB) to the session for good: 3 per model switch, about
+    4 MB a minute in a 10-client soak (tracemalloc: gradio/components/base.py, slider.py,
+    blocks.py's temp_files sets). Stored under a block's id, a replacement now takes that id,
+    as Gradio's own keyed re-renders do, so the session holds one component per block."""
+    from gradio import state_holder
+    from gradio.blocks import Block
+
+    if getattr(state_holder.SessionState.__setitem__, "keeps_ids", False):
+        return
+    original = state_holder.SessionState.__setitem__
+
+    def __setitem__(self: state_holder.SessionState, key: int, value: Any) -> None:
+        if isinstance(value, Block) and value._id != key and key in self.blocks_config.blocks:
+            value._id = key
+        original(self, key, value)
+
+    __setitem__.keeps_ids = True  # type: ignore[attr-defined]
+    state_holder.SessionState.__setitem__ = __setitem__  # type: ignore[method-assign]
 
 
 def atomic_picture_cache() -> None:
