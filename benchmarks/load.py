@@ -1,7 +1,11 @@
 """Load: a lecture hall's worth of clients on the app, over loopback only, bounded in time.
 
     python -m benchmarks.load [--trained trained] [--clients 20 100] [--calls 3] [--rounds 1]
-                              [--soak-seconds 300] [--soak-clients 10] [--flood 8] [--report PATH]
+                              [--soak-seconds 300] [--soak-clients 10] [--rss-every 30]
+                              [--warm-seconds 120] [--flood 8] [--report PATH]
+
+    python -m benchmarks.load --clients --flood 0 --soak-seconds 1800 --rss-every 60 \
+        --report benchmarks/reports/soak.md          # the 30-minute memory soak alone
 
 Starts `python app.py` on a free loopback port, waits until its start-up work is done (its
 CPU falls idle: the warm-up of caches goes on after it starts serving), and drives it with
@@ -18,7 +22,9 @@ gradio_client, one client (one session, as one browser tab) per simulated studen
    pixels (a decompression bomb); reports how they were answered and the server's peak RSS
    above its level before.
 3. A soak: `--soak-clients` clients calling without pause for `--soak-seconds`; reports
-   errors, latencies, CPU per call and RSS growth from start to end.
+   errors, latencies, CPU per call, RSS growth from start to end, and the growth after its
+   first `--warm-seconds` (the app's caches and the allocator's pools fill in the first
+   minutes of calls; what grows after that is what would grow without bound).
 
 The clients are made before each run's clock starts (a client fetches the page's config, as a
 browser opening the page does). All of them share one TLS context: gradio_client otherwise
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import random
 import socket
@@ -339,16 +346,31 @@ def flood(clients: list, bomb: str) -> tuple[dict[str, int], list[str]]:
     return clear, other
 
 
+def after_warm_up(sampler: RssSampler, warm_seconds: float) -> list[str]:
+    """The soak's growth once its first `warm_seconds` are over (the app's caches and the
+    allocator's pools fill in the first minutes of calls), from the RSS trace."""
+    skip = math.ceil(warm_seconds / sampler.every)
+    if warm_seconds <= 0 or len(sampler.trace) <= skip + 1:
+        return []
+    start, end = sampler.trace[skip], sampler.trace[-1]
+    minutes = (len(sampler.trace) - 1 - skip) * sampler.every / 60
+    return [f"After the first {warm_seconds:g} s: RSS {start:.0f} -> {end:.0f} MB ({end - start:+.0f} MB over "
+            f"{minutes:.1f} minutes, {(end - start) / max(minutes, 1e-9):+.1f} MB a minute)."]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trained", type=Path, default=REPO / "trained")
     p.add_argument("--model", default="mnist-vae")
-    p.add_argument("--clients", type=int, nargs="+", default=[20, 100])
+    p.add_argument("--clients", type=int, nargs="*", default=[20, 100],
+                   help="client counts for the concurrency runs (none: only the flood and the soak)")
     p.add_argument("--calls", type=int, default=3, help="calls per client in each concurrency run")
     p.add_argument("--rounds", type=int, default=1, help="concurrency runs per client count, pooled")
     p.add_argument("--soak-seconds", type=float, default=300)
     p.add_argument("--soak-clients", type=int, default=10)
     p.add_argument("--rss-every", type=float, default=30, help="seconds between the soak's RSS readings")
+    p.add_argument("--warm-seconds", type=float, default=120,
+                   help="the soak's first seconds, left out of its growth after warm-up")
     p.add_argument("--flood", type=int, default=8, help="simultaneous bomb uploads (and as many drawings)")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
@@ -361,8 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{port}/"
     server = start_server(args.trained, port)
     sampler = RssSampler(server.pid, args.rss_every)
-    lines = [f"# Load: {', '.join(map(str, args.clients))} concurrent clients, a PNG flood, a "
-             f"{args.soak_seconds:g} s soak", "",
+    parts = ([f"{', '.join(map(str, args.clients))} concurrent clients"] if args.clients else []) \
+        + (["a PNG flood"] if args.flood else []) + ([f"a {args.soak_seconds:g} s soak"] if args.soak_seconds > 0 else [])
+    lines = [f"# Load: {', '.join(parts)}", "",
              f"Command: `{report.command('benchmarks.load', argv if argv is not None else sys.argv[1:])}`  ",
              f"Machine: {report.machine()}; load average before: {os.getloadavg()[0]:.1f} "
              f"on {os.cpu_count()} cores  ",
@@ -424,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"Errors: {calls.error_count()}. RSS {before:.0f} -> {after:.0f} MB "
                       f"({after - before:+.0f} MB; peak {sampler.peak:.0f} MB).",
                       f"RSS every {sampler.every:g} s from the start of the soak (MB): "
-                      + ", ".join(f"{mb:.0f}" for mb in sampler.trace) + ".", *calls.messages(), ""]
+                      + ", ".join(f"{mb:.0f}" for mb in sampler.trace) + ".", *after_warm_up(sampler, args.warm_seconds),
+                      *calls.messages(), ""]
             close_clients(clients)
     finally:
         sampler.stop()

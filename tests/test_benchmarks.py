@@ -107,3 +107,21 @@ def test_play_capacity_times_every_player_against_the_playback_time(tiny_trained
         assert float(cpu) >= 0 and float(client_cpu) >= 0 and float(load) >= 0
     assert sum(float(row[11]) for row in rows.values()) > 0    # the server's CPU is measured
     assert "Problems:" not in text
+
+
+@pytest.mark.slow  # starts python app.py and calls every tab
+def test_startup_times_serving_and_every_tabs_first_call(tiny_trained_dir, tmp_path):
+    from benchmarks import startup
+
+    report = tmp_path / "startup.md"
+    startup.main(["--trained", str(tiny_trained_dir), "--runs", "1", "--busy", "0", "--report", str(report)])
+    text = report.read_text()
+    (row,) = table_rows(text, "idle")
+    served, slowest_tab, slowest_model = float(row[1]), float(row[2]), float(row[3])
+    assert 0 < served < 300 and slowest_tab > 0 and slowest_model > 0
+    tabs = table_rows(text.split("## First call of each tab, idle")[1].split("##")[0], "")
+    assert len([r for r in tabs if r[0] not in ("tab", "---")]) == 11  # one call per tab
+    models = text.split("## First and second call of each model, idle")[1]
+    for name in ("mnist-vae", "mnist-ae", "mnist-dcgan"):
+        assert f"| grid {name} |" in models and f"| interpolation {name} |" in models
+    assert "| play mnist-pixelcnn (first frame) |" in models

@@ -180,10 +180,19 @@ def test_a_play_far_behind_skips_whole_chunks_unrendered(services, monkeypatch):
         return [f async for f in pixels.play(pixels.Player(services), *view_args(samples=1), 784, 4)]
 
     frames = asyncio.run(whole())
-    chunks = -(-len(pixels.frame_indices(784, 0, 4)) // pixels.CHUNK)
+    chunks = pixels.chunk_of(len(pixels.frame_indices(784, 0, 4)) - 1) + 1
     numbers = [f[0] for f in frames]
     assert numbers == sorted(set(numbers)) and numbers[0] == 4 and numbers[-1] == 784
     assert 0 in rendered and chunks - 1 in rendered and len(set(rendered)) < chunks
+
+
+def test_a_plays_chunks_cover_every_frame_once_and_the_first_frame_comes_alone():
+    frames = list(range(200))
+    covered = [f for k in range(pixels.chunk_of(199) + 1) for f in frames[slice(*pixels.chunk_frames(k))]]
+    assert covered == frames
+    assert pixels.chunk_frames(0) == (0, 1) and pixels.chunk_frames(1) == (1, pixels.CHUNK)
+    assert all(pixels.chunk_of(f) == k for k in range(pixels.chunk_of(199) + 1)
+               for f in frames[slice(*pixels.chunk_frames(k))])
 
 
 def test_completion_keeps_the_given_rows(client, catalog):

@@ -51,7 +51,7 @@ def test_the_app_boots_and_serves_every_tab_on_zerogpu_without_a_gpu(tmp_path, r
     assert len(code) == checkpoints.load(REPO / "trained" / "mnist-dcgan.safetensors").model.latent_dim
     table, maps, reading = answers["Likelihood"]
     assert len(table["data"]) >= 4 and len(maps) >= 4
-    assert len(answers["Pixel by pixel (whole play)"]) >= 2 and len(answers["Discrete codes (whole play)"]) >= 2
+    assert len(answers["Pixel by pixel (Play)"]) >= 2 and len(answers["Discrete codes (Play)"]) >= 2
     assert len(answers) == 11  # one call for each tab
     # The two heavy calls asked ZeroGPU, were refused, and ran on the CPU, saying so; nothing
     # asked for a GPU at start-up (no visitor), and nothing reached CUDA.

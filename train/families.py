@@ -95,7 +95,8 @@ def _gan_step(model, opts, x, y) -> dict[str, float]:
     fake = model.generate(torch.randn(len(x), model.latent_dim, device=x.device))
     real_logits, fake_logits = model.critic(real), model.critic(fake.detach())
     d_loss = gan.discriminator_loss(real_logits, fake_logits)
-    _update(opts["d"], d_loss)
+    if not model.config.get("d_frozen", False):  # a plain GAN may freeze D to show the collapse
+        _update(opts["d"], d_loss)
     g_loss = gan.generator_loss(model.critic(fake), model.config.get("g_loss", "non_saturating"))
     _update(opts["g"], g_loss)
     for _ in range(model.config.get("g_steps", 1) - 1):  # extra generator steps against the same D

@@ -263,9 +263,10 @@ class PlainGAN(_GAN):
     name = "gan"
     description = "plain GAN"
     # A run may learn with one generator step per discriminator step, then be resumed with
-    # more (`--resume --set g_steps=5`) to show the collapse that follows.
-    retunable = ("g_steps", "g_loss")
-    defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1,
+    # more, or with the discriminator frozen (`--resume --set d_frozen=true`: G trained with no
+    # update of D at all, Goodfellow et al.'s warning taken to its end), to show the collapse.
+    retunable = ("g_steps", "g_loss", "d_frozen")
+    defaults = {"latent_dim": 64, "hidden": 256, "g_loss": "non_saturating", "g_steps": 1, "d_frozen": False,
                 "generator": "mlp", "discriminator": "mlp", "channels": 16, "num_classes": 0,
                 "data_shape": [1, 28, 28]}
 

@@ -311,6 +311,20 @@ def step_by(services: Services, delta: int, name: str, samples: Any, temperature
     return (position, *view(services, name, samples, temperature, seed, given_rows, image, label, position))
 
 
+def chunk_frames(k: int) -> tuple[int, int]:
+    """Frame numbers [first, end) of a play's chunk k: the first frame alone (it shows as soon
+    as it is drawn, instead of after a second's worth of frames), then the rest of the first
+    second, then a second (CHUNK frames) each."""
+    if k == 0:
+        return 0, 1
+    return max(1, (k - 1) * CHUNK), k * CHUNK
+
+
+def chunk_of(frame: int) -> int:
+    """The chunk that holds frame number `frame` (inverse of `chunk_frames`)."""
+    return 0 if frame == 0 else frame // CHUNK + 1
+
+
 def frame_indices(total: int, start: int, speed: int) -> list[int]:
     """The raster indices a play shows: every `speed`-th pixel from `start` on, and the last."""
     return [i for i in range(start, total) if (i - start + 1) % speed == 0 or i == total - 1]
@@ -388,9 +402,11 @@ class Player:
 
 
 class Playback:
-    """One play's frames: the whole generation first (a fraction of a second), then frames
-    rendered a chunk (a second of playback) at a time in RENDER, each chunk once, however many
-    players show it; kept as PNG files in a folder of its own, removed with the Playback."""
+    """One play's frames: the generation runs only as far as the frames asked for so far (the
+    first chunk's pixels, then the next chunk's: the first frame shows after a chunk's worth of
+    pixels, not the whole image), and frames are rendered a chunk (a second of playback) at a
+    time in RENDER, each chunk once, however many players show it; kept as PNG files in a folder
+    of its own, removed with the Playback."""
 
     def __init__(self, player: Player, req: Request, indices: list[int]) -> None:
         self.player, self.req, self.indices = player, req, indices
@@ -399,12 +415,15 @@ class Playback:
         self._lock = threading.Lock()
         self._generating = threading.Lock()
         self._chunks: dict[int, Future] = {}
-        self._steps: dict[int, PixelStep] | None = None
+        self._shown = set(indices)
+        self._steps: dict[int, PixelStep] = {}   # generated and not yet rendered (shown ones only)
+        self._stream: Iterator[PixelStep] | None = None
+        self._reached = -1                       # the last raster index generated
 
     def chunk(self, k: int) -> Future | None:
-        """Frames k * CHUNK to (k + 1) * CHUNK - 1 (a future list of `Player.frame_files`),
-        set rendering on first request; None past the last frame."""
-        if k * CHUNK >= len(self.indices):
+        """The frames of chunk k (`chunk_frames`), a future list of `Player.frame_files`, set
+        rendering on first request; None past the last frame."""
+        if chunk_frames(k)[0] >= len(self.indices):
             return None
         with self._lock:
             if k not in self._chunks:
@@ -412,18 +431,24 @@ class Playback:
             return self._chunks[k]
 
     def _render(self, k: int) -> list[tuple[int, str, str, str, str]]:
-        steps = self._generated()
-        return [self.player.frame_files(self.req, steps.pop(index), self.folder)
-                for index in self.indices[k * CHUNK:(k + 1) * CHUNK]]
+        first, end = chunk_frames(k)
+        wanted = self.indices[first:end]
+        steps = self._generated_through(wanted[-1], wanted)
+        return [self.player.frame_files(self.req, steps[index], self.folder) for index in wanted]
 
-    def _generated(self) -> dict[int, PixelStep]:
-        """The steps still to render, generated once (only those shown are kept)."""
+    def _generated_through(self, last: int, wanted: list[int]) -> dict[int, PixelStep]:
+        """The steps of `wanted`, generating in raster order up to pixel `last` if not yet
+        there (one generator per play, advanced under a lock; only shown steps are kept, each
+        until its chunk takes it)."""
         with self._generating:
-            if self._steps is None:
-                shown = set(self.indices)
-                self._steps = {step.index: step for step in stream(self.player.services.catalog, self.req)
-                               if step.index in shown}
-            return self._steps
+            if self._stream is None:
+                self._stream = stream(self.player.services.catalog, self.req)
+            while self._reached < last:
+                step = next(self._stream)
+                self._reached = step.index
+                if step.index in self._shown:
+                    self._steps[step.index] = step
+            return {index: self._steps.pop(index) for index in wanted}
 
 
 async def play(player: Player, name: str, samples: Any, temperature: Any, seed: Any, given_rows: Any,
@@ -452,16 +477,18 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
     last = len(playback.indices) - 1
     past_due = False
     for k in range(last + 1):
-        if k % CHUNK == 0:
+        j = chunk_of(k)
+        begin, end = chunk_frames(j)
+        if k == begin:
             # A chunk whose last frame is already more than LATE overdue is skipped unrendered
             # (never the last chunk): a busy server (a hall playing a seed each) then renders
             # only what it can still show on time, instead of every frame of every play.
-            end = min(k + CHUNK, last + 1) - 1
+            end = min(end, last + 1) - 1
             past_due = first is not None and end < last and loop.time() - (first + end / FPS) > LATE
             if not past_due:
                 # Shielded: the chunk is shared, so one player's Stop must not cancel it for the rest.
-                frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(k // CHUNK)))
-                playback.chunk(k // CHUNK + 1)          # the next second renders while this one shows
+                frames = await asyncio.shield(asyncio.wrap_future(playback.chunk(j)))
+                playback.chunk(j + 1)          # the next chunk renders while this one shows
         if past_due:
             continue
         if first is None:
@@ -471,7 +498,7 @@ async def play(player: Player, name: str, samples: Any, temperature: Any, seed: 
             if wait < -LATE and k < last:
                 continue
             await asyncio.sleep(max(0.0, wait))
-        index, *shown = frames[k % CHUNK]
+        index, *shown = frames[k - begin]
         yield (index + 1, *shown)
 
 

@@ -14,6 +14,7 @@ picture cache), tests/test_app.py (the matplotlib guard).
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import gc
 import importlib.util
@@ -60,6 +61,9 @@ PAGE_JS = """() => {
 }"""
 # The warm-up waits at most this long for the server to listen before it starts anyway.
 WARM_UP_WAIT = 60.0
+# How long an exiting process waits for the warm-up's current step (a GAN's directions take
+# several seconds).
+WARM_UP_EXIT_WAIT = 60.0
 
 
 def queued(demo: gr.Blocks) -> gr.Blocks:
@@ -107,15 +111,21 @@ def warm_up_behind(demo: gr.Blocks, services: Services) -> threading.Thread:
     listens and then runs at the lowest CPU priority: the page answers at once, a visitor's
     request takes the CPU first, and a visitor who asks for something the warm-up is
     computing waits for that one computation (services.Memo) instead of doing it twice.
-    Everything it runs is on the CPU (never a GPU call: there is no visitor to pay for it)."""
+    Everything it runs is on the CPU (never a GPU call: there is no visitor to pay for it).
+
+    When the process exits, the warm-up stops after its current step and is waited for (at
+    most WARM_UP_EXIT_WAIT s): a thread left inside a torch call while the interpreter shuts
+    down makes the process abort."""
+    stop = threading.Event()
+
     def run() -> None:
         waited = time.monotonic()
-        while not demo.is_running and time.monotonic() - waited < WARM_UP_WAIT:
+        while not demo.is_running and time.monotonic() - waited < WARM_UP_WAIT and not stop.is_set():
             time.sleep(0.1)
         lowest_priority()
         started = time.monotonic()
         try:
-            services.warm_up()
+            services.warm_up(stop)
         except Exception:  # noqa: BLE001  a cache left cold only costs its first visitor time
             log.exception("warm-up stopped early; the caches it did not reach fill on first use")
         else:
@@ -124,6 +134,12 @@ def warm_up_behind(demo: gr.Blocks, services: Services) -> threading.Thread:
 
     thread = threading.Thread(target=run, name="warm-up", daemon=True)
     thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(WARM_UP_EXIT_WAIT)
+
+    atexit.register(finish)
     return thread
 
 

@@ -9,11 +9,12 @@ results are cached so that dragging a slider never recomputes them; every cache 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -94,6 +95,39 @@ class Memo(Generic[V]):
             running.set()
 
 
+class ReplayScores:
+    """Per epoch of a replay, what the data set's classifier reads in its frame
+    (`metrics.replay_class_scores`: class_histogram, classes_covered, kl_to_uniform, legible),
+    scored an epoch at a time on first use and remembered: all 60 epochs of a run take about a
+    second of a core, one epoch a few milliseconds, and a visitor first asks for one."""
+
+    def __init__(self, classifier: torch.nn.Module, frames: torch.Tensor) -> None:
+        self._classifier, self._frames = classifier, frames
+        self._scored: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def _score(self, epochs: list[int]) -> None:
+        missing = [i for i in epochs if i not in self._scored]
+        if missing:
+            found = metrics.replay_class_scores(self._classifier, self._frames[missing])
+            with self._lock:
+                self._scored.update(zip(missing, found))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"epoch index {i} out of range for {len(self)} epochs")
+        i %= len(self)
+        self._score([i])
+        return self._scored[i]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._score(list(range(len(self))))  # the missing ones in one batch
+        return (self._scored[i] for i in range(len(self)))
+
+
 @dataclass(frozen=True)
 class Replay:
     """A GAN's training replay: the same fixed-seed samples after every epoch, and their classes."""
@@ -101,8 +135,8 @@ class Replay:
     frames: torch.Tensor  # (E, N, 1, 28, 28) in [0, 1], one set of N samples per epoch
     epochs: list[int]  # the training epoch of each frame
     classes: list[str]
-    # Per epoch: class_histogram, classes_covered, kl_to_uniform; None without a classifier.
-    scores: list[dict[str, Any]] | None
+    # Per epoch: class_histogram, classes_covered, kl_to_uniform, legible; None without a classifier.
+    scores: ReplayScores | None
 
 
 @dataclass(frozen=True)
@@ -279,7 +313,7 @@ class Services:
         if not isinstance(epochs, list) or len(epochs) != len(frames):
             epochs = list(range(1, len(frames) + 1))
         classifier = self.catalog.classifier(name)
-        scores = None if classifier is None else metrics.replay_class_scores(classifier.model, frames)
+        scores = None if classifier is None else ReplayScores(classifier.model, frames)
         return Replay(frames, [int(e) for e in epochs], self.catalog.classes(name), scores)
 
     # ---------------------------------------------------------------- autoregressive models
@@ -329,28 +363,41 @@ class Services:
 
     # ---------------------------------------------------------------- start-up
 
-    def warm_up(self) -> None:
-        """Run each model once (decode and encode) and fill the caches, so the first
-        visitor does not pay for lazy initialisation."""
+    def warm_up(self, stop: threading.Event | None = None) -> None:
+        """Run each model once and fill the caches, so visitors do not pay for lazy
+        initialisation; the quick steps first, the directions of GANs (seconds each) last.
+        Checks `stop` between steps (the server sets it when it exits)."""
+        for step in self.warm_up_steps():
+            if stop is not None and stop.is_set():
+                return
+            step()
+
+    def warm_up_steps(self) -> Iterator[Callable[[], Any]]:
+        """The warm-up as a sequence of steps, each a call of a second or less on a core,
+        except the directions of a model without an encoder (a GAN: several seconds)."""
         for name in self.catalog.latent_names:
-            model = self._latent_model(name)
-            label = 0 if model.num_classes else None
-            z = latent.prior_mean(model).unsqueeze(0)
-            x = latent.decode(model, z, label)
-            if latent.inverts(model):
-                # One step of one restart runs the whole inversion code path (its first call
-                # pays seconds of lazy set-up) without the full budget's cost.
-                model.invert(x, restarts=1, steps=1)  # type: ignore[attr-defined]
-            else:
-                latent.encode(model, x, label)
-            self.code_directions(name)   # also encodes the test images where the model has an encoder
-            self.typical_log_density(name)
+            yield functools.partial(self._first_pass, name)
         for name in self.catalog.replay_names():
-            self.replay(name)
+            yield lambda name=name: list(self.replay(name).scores or [])  # every epoch, for the coverage curve
         for name, ckpt in self.catalog.autoregressive.items():
             label = 0 if ckpt.model.num_classes else None
-            sampling.sample(ckpt.model, 1, y=label, generator=torch.Generator().manual_seed(0))
-            self.receptive_field(name, *(s // 2 for s in ckpt.model.data_shape[1:]), label)
+            yield lambda ckpt=ckpt, label=label: sampling.sample(ckpt.model, 1, y=label,
+                                                                 generator=torch.Generator().manual_seed(0))
+            yield functools.partial(self.receptive_field, name, *(s // 2 for s in ckpt.model.data_shape[1:]), label)
         for name, ckpt in self.catalog.discrete.items():
-            self.code_play(name, 0, 0 if ckpt.model.num_classes else None)
-            self.code_usage(name)
+            yield functools.partial(self.code_play, name, 0, 0 if ckpt.model.num_classes else None)
+            yield functools.partial(self.code_usage, name)
+        for name in sorted(self.catalog.latent_names, key=lambda n: latent.inverts(self._latent_model(n))):
+            yield functools.partial(self.code_directions, name)  # also encodes test images where it can
+            yield functools.partial(self.typical_log_density, name)
+
+    def _first_pass(self, name: str) -> None:
+        """Decode and encode once (the first call of a model pays for lazy set-up)."""
+        model = self._latent_model(name)
+        label = 0 if model.num_classes else None
+        x = latent.decode(model, latent.prior_mean(model).unsqueeze(0), label)
+        if latent.inverts(model):
+            # One step of one restart runs the whole inversion code path without its cost.
+            model.invert(x, restarts=1, steps=1)  # type: ignore[attr-defined]
+        else:
+            latent.encode(model, x, label)
