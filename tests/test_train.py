@@ -146,3 +146,34 @@ def test_a_learning_rate_given_on_resume_takes_over_and_one_not_given_goes_on(fa
     saved = checkpoints.load(out)
     assert saved.training["lr"] == 0.0005
     assert [c["from_epoch"] for c in saved.training["commands"]] == [1, 2, 3]
+
+
+def test_a_resume_may_change_only_retunable_settings_and_keeps_the_rest(fake_data, tmp_path, capsys):
+    """A plain GAN learns with one generator step, then goes on with its discriminator frozen
+    (the collapse demonstration); its architecture cannot change on resume, and settings not
+    given again are the run's own."""
+    from explorer.models import gan
+
+    out = tmp_path / "gan.safetensors"
+    tiny = ["--set", "hidden=16", "latent_dim=4"]
+    base = ["gan", "--epochs", "1", "--out", str(out), "--data-dir", str(fake_data), "--limit", "64",
+            "--state-dir", str(tmp_path), "--no-progress", *tiny]
+    assert main(base) == 0
+    frozen = checkpoints.load(out).model
+    discriminator = {k: v.clone() for k, v in frozen.discriminator.state_dict().items()}
+    assert main([*base[:2], "2", *base[3:], "d_frozen=true", "g_steps=2", "--resume"]) == 0
+    assert "resuming with d_frozen=True (was False), g_steps=2 (was 1)" in capsys.readouterr().out
+    saved = checkpoints.load(out)
+    assert saved.model.config["d_frozen"] is True and saved.model.config["g_steps"] == 2
+    assert saved.model.config["hidden"] == 16  # kept
+    # Frozen: the discriminator's weights did not move in epoch 2; the generator's did.
+    assert all(torch.equal(v, saved.model.discriminator.state_dict()[k]) for k, v in discriminator.items())
+    assert not all(torch.equal(v, saved.model.generator.state_dict()[k])
+                   for k, v in frozen.generator.state_dict().items())
+    # Not given again: the run's own settings go on (no silent return to the defaults).
+    assert main(["gan", "--epochs", "3", "--out", str(out), "--data-dir", str(fake_data), "--limit", "64",
+                 "--state-dir", str(tmp_path), "--no-progress", "--resume"]) == 0
+    assert checkpoints.load(out).model.config["d_frozen"] is True
+    with pytest.raises(SystemExit, match="hidden cannot change on resume"):
+        main([*base[:2], "4", *base[3:-2], "hidden=32", "latent_dim=4", "--resume"])
+    assert gan.PlainGAN.retunable == ("g_steps", "g_loss", "d_frozen")

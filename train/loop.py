@@ -169,8 +169,60 @@ def resumed_config(cfg: RunConfig, state_file: Path, run: dict[str, Any]) -> dic
     return config
 
 
+@dataclass
+class Run:
+    """What a run carries from one epoch to the next (and, through the resume state, from one
+    invocation to the next)."""
+
+    model: GenerativeModel
+    opts: Optimizers
+    hp: dict[str, Any]                  # the recipe's settings as used: lr, batch size, ...
+    device: torch.device
+    precision: str
+    channels_last: bool
+    binarize: bool
+    out: Path
+    state_file: Path
+    shuffle_gen: torch.Generator
+    noise_gen: torch.Generator
+    history: dict[str, list] = field(default_factory=dict)
+    start_epoch: int = 0
+    seconds: float = 0.0                # training time so far, over every invocation
+    average: WeightAverage | None = None
+    averaged_from: int | None = None
+    # Each invocation's command and the epoch it started at: a run resumed with other
+    # arguments (more epochs, averaging switched on) is reproduced by running them in turn.
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    started_from: dict[str, Any] | None = None
+
+
+@dataclass
+class Data:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
 def fit(cfg: RunConfig) -> GenerativeModel:
-    """Train (or resume) one model and return it as saved; writes both files after every epoch."""
+    """Train (or resume) one model and return it as saved; writes both files after every epoch.
+    The steps: settings and model (`start`), data (`load_data`), then per epoch the training
+    pass (`train_epoch`), the evaluation and the two writes (`finish_epoch`)."""
+    run = start(cfg)
+    split = load_data(cfg, run)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        began = time.time()
+        sums = train_epoch(cfg, run, split, epoch)
+        finish_epoch(cfg, run, split, epoch, sums, began)
+    if run.start_epoch >= cfg.epochs:
+        print(f"nothing to do: {run.state_file} already holds {run.start_epoch} epochs (asked for {cfg.epochs})")
+    elif run.average:  # hand back what was saved: the averaged weights
+        run.model.load_state_dict(checkpoints.load(run.out).model.state_dict())
+    return run.model
+
+
+def start(cfg: RunConfig) -> Run:
+    """The run's settings, its model and optimizers, from scratch, a warm start or its resume state."""
     recipe = RECIPES[cfg.model]
     hp = {**(recipe.defaults or {})}
     if cfg.lr is not None:
@@ -190,135 +242,147 @@ def fit(cfg: RunConfig) -> GenerativeModel:
     out, state_file = Path(cfg.out), resume_path(Path(cfg.out), cfg.state_dir)
 
     torch.manual_seed(cfg.seed)
-    resuming = cfg.resume and state_file.exists()
-    saved = checkpoints.read_tensors(state_file) if resuming else None
+    saved = checkpoints.read_tensors(state_file) if cfg.resume and state_file.exists() else None
     model_config = resumed_config(cfg, state_file, json.loads(saved[1]["run"])) if saved else cfg.model_config
     model = build(cfg.model, model_config).to(device, memory_format=precision_.memory_format(channels_last))
     # A resumed run's weights come from its state, and its --init file may have changed since
     # (replaced by this very run's output, say): describe the start as it was first read.
-    started_from = _warm_start(model, cfg.init) if cfg.init and not resuming else None
-    opts = recipe.make_optimizers(model, hp)
-    shuffle_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    noise_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    history: dict[str, list] = {}
-    start_epoch, seconds_before = 0, 0.0
-    average, averaged_from = None, None
-    # Each invocation's command and the epoch it started at: a run resumed with other
-    # arguments (more epochs, averaging switched on) is reproduced by running them in turn.
-    commands: list[dict[str, Any]] = []
-
+    started_from = _warm_start(model, cfg.init) if cfg.init and not saved else None
+    run = Run(model, recipe.make_optimizers(model, hp), hp, device, precision, channels_last, binarize, out,
+              state_file, torch.Generator().manual_seed(cfg.seed + 1), torch.Generator().manual_seed(cfg.seed + 2),
+              started_from=started_from)
     if saved:
-        tensors, meta = saved
-        run = json.loads(meta["run"])
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        _unflatten_optimizers(opts, tensors, run["optimizers"])
-        _resume_learning_rate(opts, cfg.lr, hp)
-        torch.set_rng_state(tensors["rng.torch"])
-        shuffle_gen.set_state(tensors["rng.shuffle"])
-        noise_gen.set_state(tensors["rng.noise"])
-        history, start_epoch, seconds_before = run["history"], run["epoch"], run["seconds"]
-        commands = run.get("commands") or [{"from_epoch": 1, "command": run["cfg"]["command"]}]
-        if "started_from" in run:
-            started_from = run["started_from"]
-        elif out.exists():  # a state written before the run kept it: its last checkpoint has it
-            started_from = checkpoints.read_metadata(out)["training"].get("started_from")
-        stored = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
-        if cfg.ema and stored:
-            average, averaged_from = WeightAverage(model, cfg.ema, stored), run["averaged_from_epoch"]
-        elif stored:
-            print("note: this run kept a weight average; without --ema the plain weights are saved from now on")
-        print(f"resuming {cfg.model} from {state_file} after epoch {start_epoch}/{cfg.epochs}")
+        _resume(cfg, run, *saved)
     elif cfg.resume:
         print(f"--resume: no training state at {state_file}; starting from scratch")
-    if cfg.ema and average is None:
-        average, averaged_from = WeightAverage(model, cfg.ema), start_epoch + 1
-        if start_epoch:
-            print(f"--ema {cfg.ema}: averaging starts from the weights after epoch {start_epoch}")
-    if not commands or commands[-1]["command"] != cfg.command:
-        commands.append({"from_epoch": start_epoch + 1, "command": cfg.command})
+    if cfg.ema and run.average is None:
+        run.average, run.averaged_from = WeightAverage(model, cfg.ema), run.start_epoch + 1
+        if run.start_epoch:
+            print(f"--ema {cfg.ema}: averaging starts from the weights after epoch {run.start_epoch}")
+    if not run.commands or run.commands[-1]["command"] != cfg.command:
+        run.commands.append({"from_epoch": run.start_epoch + 1, "command": cfg.command})
+    return run
 
+
+def _resume(cfg: RunConfig, run: Run, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Weights, optimizers, random generators and history from the resume state."""
+    state = json.loads(meta["run"])
+    run.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    _unflatten_optimizers(run.opts, tensors, state["optimizers"])
+    _resume_learning_rate(run.opts, cfg.lr, run.hp)
+    torch.set_rng_state(tensors["rng.torch"])
+    run.shuffle_gen.set_state(tensors["rng.shuffle"])
+    run.noise_gen.set_state(tensors["rng.noise"])
+    run.history, run.start_epoch, run.seconds = state["history"], state["epoch"], state["seconds"]
+    run.commands = state.get("commands") or [{"from_epoch": 1, "command": state["cfg"]["command"]}]
+    if "started_from" in state:
+        run.started_from = state["started_from"]
+    elif run.out.exists():  # a state written before the run kept it: its last checkpoint has it
+        run.started_from = checkpoints.read_metadata(run.out)["training"].get("started_from")
+    stored = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
+    if cfg.ema and stored:
+        run.average, run.averaged_from = WeightAverage(run.model, cfg.ema, stored), state["averaged_from_epoch"]
+    elif stored:
+        print("note: this run kept a weight average; without --ema the plain weights are saved from now on")
+    print(f"resuming {cfg.model} from {run.state_file} after epoch {run.start_epoch}/{cfg.epochs}")
+
+
+def load_data(cfg: RunConfig, run: Run) -> Data:
+    """Training images as floats in [0, 1] (binarized per batch later, if the run binarizes);
+    the test images fixed-binarized once, or as floats."""
     train = data.load_split(cfg.dataset, "train", cfg.data_dir)
     test = data.load_split(cfg.dataset, "test", cfg.data_dir)
     train_x, train_y = data.to_float(train.images), train.labels
     if cfg.limit:
         train_x, train_y = train_x[:cfg.limit], train_y[:cfg.limit]
-    test_x = data.fixed_binarized_test(test.images) if binarize else data.to_float(test.images)
-    n, bs = len(train_x), hp["batch_size"]
-    steps_per_epoch = math.ceil(n / bs)
-    report: dict[str, Any] = {}
+    test_x = data.fixed_binarized_test(test.images) if run.binarize else data.to_float(test.images)
+    return Data(train_x, train_y, test_x, test.labels)
 
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
-        model.train()
-        perm = torch.randperm(n, generator=shuffle_gen)
-        sums: dict[str, float] = {}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not cfg.progress, dynamic_ncols=True)
-        for i in bar:
-            idx = perm[i * bs:(i + 1) * bs]
-            x = train_x[idx]
-            if binarize:
-                x = data.binarize(x, noise_gen)
-            with precision_.autocast(precision, device):  # evaluation below runs outside it, in float32
-                losses = recipe.step(model, opts, precision_.to_layout(x.to(device), channels_last),
-                                     train_y[idx].to(device))
-            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-            if bad:
-                kept = (f"the checkpoint from epoch {start_epoch if epoch == start_epoch else epoch} "
-                        f"at {out} is kept" if out.exists() else "no checkpoint was written yet")
-                raise TrainingDiverged(
-                    f"training stopped: loss {bad} at epoch {epoch + 1}, step {i + 1}; {kept}. "
-                    f"Try a lower --lr (now {hp['lr']}) or check the data.")
-            if average:
-                average.update(model)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            bar.set_postfix(loss=f"{losses['loss']:.3f}")
-        bar.close()
 
-        model.eval()
-        # The weights that ship (the average, with --ema) are the ones evaluated and saved.
-        with average.applied(model) if average else contextlib.nullcontext():
-            if recipe.after_epoch:
-                recipe.after_epoch(model, train_x, train_y)
-            report = recipe.evaluate(model, test_x, test.labels, binarize)
-            seconds = seconds_before + time.time() - t0
-            seconds_before = seconds
-            training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
-                        "seconds": round(seconds, 1),
-                        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-                        "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
-                        "seed": cfg.seed, "binarized": binarize,
-                        "train_images": n, "torch": torch.__version__, **hp}
-            if started_from:
-                training["started_from"] = started_from
-            if average:
-                training["ema"] = {"decay": cfg.ema, "from_epoch": averaged_from}
-            if len(commands) > 1:
-                training["commands"] = commands
-            row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
-                   **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(seconds, 1)}
-            for k, v in {**row, **report.pop("history", {})}.items():  # "history": per-epoch extras (sample grids)
-                history.setdefault(k, []).append(v)
-            print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-            # Checkpoint first, resume state second: a kill between the two leaves the state one
-            # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
-            # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)
-            checkpoints.save(out, model, dataset=cfg.dataset, metrics=report, history=history, training=training)
+def train_epoch(cfg: RunConfig, run: Run, split: Data, epoch: int) -> dict[str, float]:
+    """One pass over the training images in a fresh order; the summed losses (each times its
+    batch size). A NaN or infinite loss stops the run (TrainingDiverged), leaving the last
+    checkpoint in place."""
+    recipe, n, bs = RECIPES[cfg.model], len(split.train_x), run.hp["batch_size"]
+    run.model.train()
+    perm = torch.randperm(n, generator=run.shuffle_gen)
+    sums: dict[str, float] = {}
+    bar = tqdm(range(math.ceil(n / bs)), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not cfg.progress, dynamic_ncols=True)
+    for i in bar:
+        idx = perm[i * bs:(i + 1) * bs]
+        x = split.train_x[idx]                                       # (B, C, H, W)
+        if run.binarize:
+            x = data.binarize(x, run.noise_gen)
+        with precision_.autocast(run.precision, run.device):  # evaluation runs outside it, in float32
+            losses = recipe.step(run.model, run.opts, precision_.to_layout(x.to(run.device), run.channels_last),
+                                 split.train_y[idx].to(run.device))
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            kept = (f"the checkpoint from epoch {run.start_epoch if epoch == run.start_epoch else epoch} "
+                    f"at {run.out} is kept" if run.out.exists() else "no checkpoint was written yet")
+            raise TrainingDiverged(
+                f"training stopped: loss {bad} at epoch {epoch + 1}, step {i + 1}; {kept}. "
+                f"Try a lower --lr (now {run.hp['lr']}) or check the data.")
+        if run.average:
+            run.average.update(run.model)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + v * len(idx)
+        bar.set_postfix(loss=f"{losses['loss']:.3f}")
+    bar.close()
+    return sums
 
-        opt_tensors, opt_meta = _flatten_optimizers(opts)
-        run = {"model": cfg.model, "model_config": model.config, "epoch": epoch + 1, "history": history,
-               "seconds": seconds, "optimizers": opt_meta, "commands": commands, "averaged_from_epoch": averaged_from,
-               "started_from": started_from,
-               "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
-                       "init": str(cfg.init) if cfg.init else None}}
-        checkpoints.save_tensors(state_file, {
-            **{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
-            **({f"average.{k}": v for k, v in average.state.items()} if average else {}),
-            "rng.torch": torch.get_rng_state(), "rng.shuffle": shuffle_gen.get_state(),
-            "rng.noise": noise_gen.get_state()}, {"run": run})
-    if start_epoch >= cfg.epochs:
-        print(f"nothing to do: {state_file} already holds {start_epoch} epochs (asked for {cfg.epochs})")
-    elif average:  # hand back what was saved: the averaged weights
-        model.load_state_dict(checkpoints.load(out).model.state_dict())
-    return model
+
+def finish_epoch(cfg: RunConfig, run: Run, split: Data, epoch: int, sums: dict[str, float], began: float) -> None:
+    """Evaluate the weights that ship (the average, with --ema), then write the checkpoint and
+    the resume state. The epoch's time (since `began`) counts its evaluation."""
+    recipe, n, model = RECIPES[cfg.model], len(split.train_x), run.model
+    model.eval()
+    with run.average.applied(model) if run.average else contextlib.nullcontext():
+        if recipe.after_epoch:
+            recipe.after_epoch(model, split.train_x, split.train_y)
+        report = recipe.evaluate(model, split.test_x, split.test_y, run.binarize)
+        run.seconds += time.time() - began
+        row = {"epoch": epoch + 1, **{f"train_{k}": v / n for k, v in sums.items()},
+               **{k: v for k, v in report.items() if isinstance(v, (int, float))}, "seconds": round(run.seconds, 1)}
+        for k, v in {**row, **report.pop("history", {})}.items():  # "history": per-epoch extras (sample grids)
+            run.history.setdefault(k, []).append(v)
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        # Checkpoint first, resume state second: a kill between the two leaves the state one
+        # epoch behind, and --resume redoes that epoch exactly (same RNG states) and writes both.
+        # (The other order would leave a finished run's checkpoint behind, with nothing to redo.)
+        checkpoints.save(run.out, model, dataset=cfg.dataset, metrics=report, history=run.history,
+                         training=training_record(cfg, run, epoch, n))
+    _save_state(cfg, run, epoch)
+
+
+def training_record(cfg: RunConfig, run: Run, epoch: int, n: int) -> dict[str, Any]:
+    """How the checkpoint was trained, as its metadata says (and the model card shows)."""
+    device = run.device
+    training = {"command": cfg.command, "epochs": epoch + 1, "epochs_requested": cfg.epochs,
+                "seconds": round(run.seconds, 1),
+                "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+                "threads": torch.get_num_threads(), "precision": run.precision, "channels_last": run.channels_last,
+                "seed": cfg.seed, "binarized": run.binarize, "train_images": n, "torch": torch.__version__, **run.hp}
+    if run.started_from:
+        training["started_from"] = run.started_from
+    if run.average:
+        training["ema"] = {"decay": cfg.ema, "from_epoch": run.averaged_from}
+    if len(run.commands) > 1:
+        training["commands"] = run.commands
+    return training
+
+
+def _save_state(cfg: RunConfig, run: Run, epoch: int) -> None:
+    """The resume state after `epoch`: live weights, optimizers, the average, random generators."""
+    opt_tensors, opt_meta = _flatten_optimizers(run.opts)
+    state = {"model": cfg.model, "model_config": run.model.config, "epoch": epoch + 1, "history": run.history,
+             "seconds": run.seconds, "optimizers": opt_meta, "commands": run.commands,
+             "averaged_from_epoch": run.averaged_from, "started_from": run.started_from,
+             "cfg": {**asdict(cfg), "out": str(cfg.out), "state_dir": str(cfg.state_dir),
+                     "init": str(cfg.init) if cfg.init else None}}
+    checkpoints.save_tensors(run.state_file, {
+        **{f"model.{k}": v for k, v in run.model.state_dict().items()}, **opt_tensors,
+        **({f"average.{k}": v for k, v in run.average.state.items()} if run.average else {}),
+        "rng.torch": torch.get_rng_state(), "rng.shuffle": run.shuffle_gen.get_state(),
+        "rng.noise": run.noise_gen.get_state()}, {"run": state})

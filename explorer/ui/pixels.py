@@ -84,7 +84,7 @@ START_SAMPLES, START_TEMPERATURE, START_SEED, START_SPEED = 4, 1.0, 0, 4
 FRAME_SIDE = 460          # about how wide the sample mosaic is drawn, in screen pixels
 # A play mostly waits between frames (its frames are rendered ahead, in RENDER), so a whole
 # lecture hall can play at once: this pool only bounds how many streams the server keeps open
-# (`demo.launch` raises Gradio's limit over all pools, 40 by default, to the pools' sum).
+# (`server.launch` raises Gradio's limit over all pools, 40 by default, to the pools' sum).
 PLAY = {"concurrency_id": "play", "concurrency_limit": 256}
 # Frames rendered in one go, ahead of showing them: one second of playback. The first chunk is
 # what a player waits for before the first frame; later ones render while earlier ones show.

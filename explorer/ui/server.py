@@ -50,9 +50,6 @@ SESSIONS = 400
 QUEUE_STATUS_EVERY = 1.0
 # Gradio's monitoring summary is rebuilt every this many events, over as many (see `queued`).
 ANALYTICS_EVERY = 1000
-
-
-
 # Presentation mode on load: `?present=1` in the address (run by the browser when the page
 # opens; the header's button toggles it, demo.TOGGLE_PRESENT_JS).
 PAGE_JS = """() => {
