@@ -57,6 +57,7 @@ def test_the_app_starts_on_damaged_checkpoints_and_names_each(tmp_path):
     (folder / "empty.safetensors").write_bytes(b"")
     (folder / "old-model.pt").write_bytes(b"\x80\x04pickle")
     (folder / "README.md").write_text("model card")
+    (folder / "__init__.py").write_text('"""A checkpoint folder that is also a package, as trained/ is."""\n')
 
     demo = build_from_folder(folder, download=False)
     demo.services.warm_up()  # the warm-up (behind the server) must not trip either
@@ -66,6 +67,6 @@ def test_the_app_starts_on_damaged_checkpoints_and_names_each(tmp_path):
     for name in [*bad, "nan-weights.safetensors", "inf-weights.safetensors", "mnist-damaged-replay.safetensors",
                  "truncated.safetensors", "empty.safetensors", "old-model.pt"]:
         assert sum(name in n for n in catalog.notices) == 1, (name, catalog.notices)
-    assert "README.md" not in notes
+    assert "README.md" not in notes and "__init__.py" not in notes
     assert str(tmp_path) not in notes and "/tmp" not in notes
     assert "NaN or infinite" in notes and "training replay is damaged" in notes and "not a .safetensors" in notes

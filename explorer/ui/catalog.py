@@ -49,8 +49,10 @@ METRIC_MEANINGS = {
 }
 
 
-# Files a checkpoint folder may hold besides checkpoints, without a notice.
+# Files a checkpoint folder may hold besides checkpoints, without a notice (the shipped folder
+# is also a package of data, hence its __init__.py).
 QUIET_SUFFIXES = (".md", ".txt", ".json", ".gitattributes", ".gitignore", ".tmp")
+QUIET_NAMES = ("__init__.py",)
 
 
 def other_files(folder: Path) -> list[Path]:
@@ -60,7 +62,7 @@ def other_files(folder: Path) -> list[Path]:
     shelved = set(checkpoints.checkpoint_files(folder))
     return sorted(p for p in folder.iterdir() if p.is_file() and p not in shelved
                   and not p.name.endswith(checkpoints.RESUME_SUFFIX) and not p.name.startswith(".")
-                  and not p.name.endswith(QUIET_SUFFIXES))
+                  and not p.name.endswith(QUIET_SUFFIXES) and p.name not in QUIET_NAMES)
 
 
 def damaged_replay(ckpt: Checkpoint) -> None:
