@@ -138,7 +138,9 @@ def test_stop_cancels_a_stream_and_the_app_goes_on(client):
         time.sleep(0.05)
     time.sleep(1.0)
     seen = len(job.outputs())
-    assert job.done() and 3 <= seen < 200               # 784 frames, had it not stopped
+    # 784 frames had it not stopped. (Stop lands within a second here when the machine is quiet;
+    # once, with the whole quick suite on 2 cores, 225 frames had arrived first.)
+    assert job.done() and 3 <= seen < 784
     time.sleep(1.0)
     assert len(job.outputs()) == seen                   # nothing more arrives
     position, *_ = client.predict(*view_args(), 5, api_name="/pixel_next")
