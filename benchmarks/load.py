@@ -198,7 +198,9 @@ def digit_png() -> bytes:
     return out.getvalue()
 
 
-def start_server(trained: Path, port: int) -> subprocess.Popen:
+def start_server(trained: Path, port: int, poll: float = 1.0) -> subprocess.Popen:
+    """`python app.py` on `trained` and a loopback `port`, returned once its /config answers
+    (asked every `poll` seconds); its output goes to a log file named in any error."""
     env = {**os.environ, "LATENT_EXPLORER_TRAINED": str(trained), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(Path(tempfile.gettempdir()) / f"load-server-{port}.log", "w")
@@ -215,7 +217,7 @@ def start_server(trained: Path, port: int) -> subprocess.Popen:
                 return proc
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(poll)
     proc.kill()
     raise RuntimeError("app.py did not start serving in 10 minutes")
 

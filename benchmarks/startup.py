@@ -23,6 +23,7 @@ import argparse
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ import httpx
 from explorer.ui.pixels import START_SAMPLES, START_SPEED
 
 from . import report
-from .load import free_port
+from .load import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = report.REPORTS / "startup.md"
@@ -111,25 +112,11 @@ def one_start(trained: Path, downloads: Path) -> dict[str, Any]:
     from gradio_client import Client, handle_file
 
     port = free_port()
-    env = {**os.environ, "LATENT_EXPLORER_TRAINED": str(trained), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(Path(tempfile.gettempdir()) / f"startup-{port}.log", "w")
-    import subprocess
-
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_server(trained, port, poll=0.05)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited; see {log.name}")
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/config", timeout=2)
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
         served = time.perf_counter() - start
+        answer = httpx.get(f"http://127.0.0.1:{port}/config", timeout=10)
         config = answer.json()
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(downloads))
         tabs = {tab: timed(call) for tab, call in first_calls(client, handle_file, whole_streams=False).items()}
