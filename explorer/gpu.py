@@ -24,6 +24,7 @@ Two rules keep a ZeroGPU Space alive (docs/ARCHITECTURE.md, "Hosting"):
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import functools
 import logging
@@ -116,6 +117,18 @@ def heavy(duration: int) -> Callable[[F], F]:
         return run  # type: ignore[return-value]
 
     return decorate
+
+
+def outside_zerogpu_modes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` run in a thread of its own, its result (or error) handed back.
+
+    In ZeroGPU mode `spaces` enters torch function and dispatch modes on the thread that
+    imported it (the main thread; modes are per thread): every torch call there goes through
+    Python hooks, and the app's start-up (loading checkpoints, each tab's first value) took
+    12.6-13.5 s instead of 6.7-7.5. Request and warm-up threads never had the modes. The work
+    stays on the CPU, where the modes have nothing to do. Elsewhere this only costs a thread."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="start-up") as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def work_device(device: str | torch.device | None = None) -> torch.device:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import gpu
 from . import compare, directions, encode, grid, interpolate, likelihood, manifold, pixels, replay, side_by_side
 from . import codes
 from .catalog import Catalog
@@ -111,4 +112,4 @@ def build_from_folder(folder: str | Path, data_dir: str | Path | None = None, do
     """Load the checkpoints in `folder` and build the app over them (a folder that does not
     exist is a CheckpointError)."""
     configure_process()
-    return build_demo(Catalog.from_folder(folder, data_dir=data_dir, download=download))
+    return gpu.outside_zerogpu_modes(lambda: build_demo(Catalog.from_folder(folder, data_dir=data_dir, download=download)))
