@@ -48,11 +48,7 @@ def first_calls(client, handle_file, whole_streams: bool = True) -> dict[str, Ca
 
     def stream(*args, api_name):
         job = client.submit(*args, api_name=api_name)
-        if whole_streams:
-            return list(job)
-        first = next(iter(job))
-        job.cancel()
-        return [first]
+        return list(job) if whole_streams else [first_output(job)]
 
     def digit():
         if "x" not in image:
@@ -88,14 +84,16 @@ def timed(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def first_output(job) -> Any:
+    """A streamed job's first update; the rest of the stream is cancelled."""
+    first = next(iter(job))
+    job.cancel()
+    return first
+
+
 def first_frame(job) -> float:
     """Seconds until a streamed job's first update arrives (then it is cancelled)."""
-    start = time.perf_counter()
-    for _ in job:
-        break
-    seconds = time.perf_counter() - start
-    job.cancel()
-    return seconds
+    return timed(lambda: first_output(job))
 
 
 def served_models(config: dict) -> dict[str, list[str]]:

@@ -28,7 +28,6 @@ import concurrent.futures
 import copy
 import functools
 import logging
-import os
 from typing import Any, Callable, TypeVar
 
 try:  # before torch
@@ -45,11 +44,6 @@ M = TypeVar("M", bound=nn.Module)
 log = logging.getLogger(__name__)
 
 FALLBACK_SENTENCE = "No GPU could be lent just now ({why}), so this ran on the server's CPU instead."
-
-
-def zero_gpu() -> bool:
-    """Whether this process runs in ZeroGPU mode (the `spaces` package's own switch)."""
-    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 def _tell_nobody(sentence: str) -> None:

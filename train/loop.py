@@ -36,7 +36,7 @@ from explorer.models import REGISTRY, GenerativeModel, build
 
 from . import precision as precision_
 from .averaging import WeightAverage
-from .families import RECIPES, Optimizers
+from .families import RECIPES, Optimizers, Recipe
 
 
 class TrainingDiverged(RuntimeError):
@@ -174,6 +174,7 @@ class Run:
     """What a run carries from one epoch to the next (and, through the resume state, from one
     invocation to the next)."""
 
+    recipe: Recipe
     model: GenerativeModel
     opts: Optimizers
     hp: dict[str, Any]                  # the recipe's settings as used: lr, batch size, ...
@@ -248,7 +249,7 @@ def start(cfg: RunConfig) -> Run:
     # A resumed run's weights come from its state, and its --init file may have changed since
     # (replaced by this very run's output, say): describe the start as it was first read.
     started_from = _warm_start(model, cfg.init) if cfg.init and not saved else None
-    run = Run(model, recipe.make_optimizers(model, hp), hp, device, precision, channels_last, binarize, out,
+    run = Run(recipe, model, recipe.make_optimizers(model, hp), hp, device, precision, channels_last, binarize, out,
               state_file, torch.Generator().manual_seed(cfg.seed + 1), torch.Generator().manual_seed(cfg.seed + 2),
               started_from=started_from)
     if saved:
@@ -303,7 +304,7 @@ def train_epoch(cfg: RunConfig, run: Run, split: Data, epoch: int) -> dict[str, 
     """One pass over the training images in a fresh order; the summed losses (each times its
     batch size). A NaN or infinite loss stops the run (TrainingDiverged), leaving the last
     checkpoint in place."""
-    recipe, n, bs = RECIPES[cfg.model], len(split.train_x), run.hp["batch_size"]
+    recipe, n, bs = run.recipe, len(split.train_x), run.hp["batch_size"]
     run.model.train()
     perm = torch.randperm(n, generator=run.shuffle_gen)
     sums: dict[str, float] = {}
@@ -336,7 +337,7 @@ def train_epoch(cfg: RunConfig, run: Run, split: Data, epoch: int) -> dict[str, 
 def finish_epoch(cfg: RunConfig, run: Run, split: Data, epoch: int, sums: dict[str, float], began: float) -> None:
     """Evaluate the weights that ship (the average, with --ema), then write the checkpoint and
     the resume state. The epoch's time (since `began`) counts its evaluation."""
-    recipe, n, model = RECIPES[cfg.model], len(split.train_x), run.model
+    recipe, n, model = run.recipe, len(split.train_x), run.model
     model.eval()
     with run.average.applied(model) if run.average else contextlib.nullcontext():
         if recipe.after_epoch:

@@ -127,7 +127,6 @@ def warm_up_behind(demo: gr.Blocks, services: Services) -> threading.Thread:
             log.exception("warm-up stopped early; the caches it did not reach fill on first use")
         else:
             log.info("warm-up done in %.1f s", time.monotonic() - started)
-        services.warmed.set()
 
     thread = threading.Thread(target=run, name="warm-up", daemon=True)
     thread.start()

@@ -154,7 +154,6 @@ class Services:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.warmed = threading.Event()  # set when the warm-up (server.warm_up_behind) has run
         # (model, image hash, class) -> (code (D,), reconstruction MSE per pixel)
         self._encoded: Memo[tuple[torch.Tensor, float]] = Memo(ENCODE_CACHE)
         self._test_codes: Memo[tuple[torch.Tensor, torch.Tensor]] = Memo()
